@@ -1,0 +1,3 @@
+from hfmatrix.cli import main
+
+raise SystemExit(main())

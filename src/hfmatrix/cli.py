@@ -1,0 +1,132 @@
+"""Command lines: a family module run as a script, and the ``hfmatrix`` command."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hfmatrix import hardware, results
+from hfmatrix.errors import UserError
+from hfmatrix.project import Project
+
+if TYPE_CHECKING:
+    from hfmatrix.harness import FamilyTest
+
+FAILING = ("failed", "error", "timeout")
+
+# (flags, argparse keyword arguments): shared by scripts, nox posargs and the pytest plugin.
+RUN_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (("--model",), dict(action="append", default=[], metavar="ID",
+        help="model id, local checkpoint directory or 'tiny' (repeatable); default: the "
+             "tiny checkpoint and the family's default hub model")),
+    (("--all-models",), dict(action="store_true",
+        help="every model of the family in models.json")),
+    (("--hardware",), dict(action="append", default=[], metavar="HW",
+        help="backend to run on (repeatable; default: cpu)")),
+    (("--all-hardware",), dict(action="store_true",
+        help="every backend usable from this environment")),
+    (("--results-dir",), dict(default=None, metavar="DIR",
+        help="where records go (default: $HFMATRIX_RESULTS_DIR or test_results/)")),
+]  # fmt: skip
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a mistake in one line and exits 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def run_parser(prog: str) -> OneLineParser:
+    parser = OneLineParser(prog=prog)
+    add_run_options(parser.add_argument)
+    return parser
+
+
+def add_run_options(add: Callable[..., Any]) -> None:
+    for flags, kwargs in RUN_OPTIONS:
+        add(*flags, **kwargs)
+
+
+def hardware_plan(project: Project, requested: list[str], all_hardware: bool) -> list[str]:
+    """The backends a run covers; unknown names are a UserError."""
+    for name in requested:
+        project.hardware_spec(name)
+    if all_hardware:
+        return [hw for hw in project.hardware_names() if hardware.usable(hw) is None]
+    return list(dict.fromkeys(requested)) or ["cpu"]
+
+
+def results_dir(project: Project, option: str | None) -> Path:
+    return Path(option) if option else project.results_dir
+
+
+def family_main(family_test: type[FamilyTest], argv: list[str] | None = None) -> int:
+    """Entry point of ``python families/test_hf_<family>.py``."""
+    parser = run_parser(f"test_hf_{family_test.family}.py")
+    args = parser.parse_args(argv)
+    try:
+        project = Project.find(Path(inspect.getfile(family_test)).parent)
+        models = project.select_models(family_test.family, args.model, args.all_models)
+        plan = [(m, hw) for hw in hardware_plan(project, args.hardware, args.all_hardware)
+                for m in models]  # fmt: skip
+        out = results_dir(project, args.results_dir)
+        records = [run_and_write(family_test, project, out, plan, i) for i in range(len(plan))]
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print_table(records)
+    print(f"records: {out / 'raw'}")
+    return 1 if any(r["status"] in FAILING for r in records) else 0
+
+
+def run_and_write(
+    family_test: type[FamilyTest], project: Project, out: Path, plan: list, index: int
+) -> dict:
+    model_id, hw = plan[index]
+    print(f"[{index + 1}/{len(plan)}] {family_test.family}: {model_id} on {hw} ...", flush=True)
+    record = family_test(model_id, project).run_tests(hw)
+    results.write_record(out, record)
+    reason = f": {record['reason'][:160]}" if record["reason"] else ""
+    print(f"    {record['status']} in {record['duration_s']:.1f}s{reason}", flush=True)
+    return record
+
+
+def print_table(records: list[dict]) -> None:
+    from tabulate import tabulate
+
+    rows = [
+        (r["model_id"], r["hardware"], r["status"],
+         *(r["tests"].get(t, {}).get("status", "-") for t in ("pipeline", "from_pretrained")),
+         r["numerics"].get("max_abs_diff", "-"))
+        for r in records
+    ]  # fmt: skip
+    headers = ("model", "hardware", "status", "pipeline", "from_pretrained", "max |diff|")
+    print(tabulate(rows, headers=headers))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``hfmatrix`` command."""
+    parser = OneLineParser(prog="hfmatrix", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    report = commands.add_parser("report", help="merge raw records into the report tree")
+    report.add_argument("--results-dir", default=None, metavar="DIR")
+    args = parser.parse_args(argv)
+    try:
+        project_dir = results_dir(Project.find(), args.results_dir)
+    except UserError:
+        project_dir = Path(args.results_dir or "test_results")
+    from hfmatrix.report import write_report
+
+    summary = write_report(project_dir)
+    totals = ", ".join(f"{k} {v}" for k, v in summary["totals"].items() if v)
+    print(f"report: {project_dir / 'summary.md'} ({totals or 'no records'})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,78 @@
+"""Hardware backends: probes that need no torch (for nox), and device facts inside an env."""
+
+from __future__ import annotations
+
+import glob
+import platform
+import shutil
+import subprocess
+
+OPENVINO_PENDING = "hfmatrix has no OpenVINO runner yet; openvino sessions skip until it exists"
+
+
+def probe(hardware: str) -> str | None:
+    """Why ``hardware`` is unusable on this machine, or None; never imports torch."""
+    if hardware == "cpu":
+        return None
+    if hardware == "cuda":
+        return _probe_cuda()
+    if hardware == "openvino":
+        return OPENVINO_PENDING
+    return f"unknown hardware {hardware!r}"
+
+
+def _probe_cuda() -> str | None:
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        if glob.glob("/dev/nvidia[0-9]*"):
+            return None
+        return "no NVIDIA GPU: nvidia-smi not found and no /dev/nvidia* device"
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"nvidia-smi failed: {exc}"
+    if out.returncode != 0 or "GPU" not in out.stdout:
+        return f"nvidia-smi lists no GPU: {(out.stderr or out.stdout).strip()[:200]}"
+    return None
+
+
+def usable(hardware: str) -> str | None:
+    """Why ``hardware`` is unusable from this Python environment's torch, or None."""
+    if hardware == "cpu":
+        return None
+    if hardware == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            return f"torch {torch.__version__} sees no CUDA device"
+        return None
+    return probe(hardware)
+
+
+def device(hardware: str) -> str:
+    """The torch device string that models and inputs go to."""
+    return "cuda:0" if hardware == "cuda" else "cpu"
+
+
+def device_facts(hardware: str) -> dict[str, str | None]:
+    """Name (and driver) of the device a run used."""
+    if hardware == "cuda":
+        import torch
+
+        return {
+            "name": torch.cuda.get_device_name(0),
+            "cuda": torch.version.cuda,
+            "driver": _nvidia_driver(),
+        }
+    return {"name": platform.processor() or platform.machine(), "machine": platform.machine()}
+
+
+def _nvidia_driver() -> str | None:
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    query = [smi, "--query-gpu=driver_version", "--format=csv,noheader"]
+    out = subprocess.run(query, capture_output=True, text=True, timeout=30)
+    return (
+        out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+    )

@@ -1,0 +1,234 @@
+"""The base class of every family's tests: load through pipeline() and from_pretrained(),
+check the outputs, and turn the outcome into one result record per (model, hardware)."""
+
+from __future__ import annotations
+
+import inspect
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from hfmatrix import checkpoints, results
+from hfmatrix import hardware as hardware_module
+from hfmatrix.checks import Check, close, numerics, truth
+from hfmatrix.project import Project
+from hfmatrix.sources import Source, Unavailable, resolve_hub
+
+ROUND_TRIP_ATOL = 1e-5
+
+
+class FamilyTest:
+    """Tests for one model of an architecture class; a family module subclasses it.
+
+    A subclass names its family and loader classes and provides the class-specific parts:
+    ``build_tiny`` (the tiny checkpoint recipe), ``forward`` (the fixed-input forward pass),
+    ``pipeline_checks`` and ``from_pretrained_checks`` (what the outputs must be).
+    """
+
+    family: ClassVar[str]
+    tiny_name: ClassVar[str]
+    auto_model: ClassVar[Any]
+    auto_processor: ClassVar[Any]
+
+    def __init__(self, model_id: str, project: Project | None = None):
+        self.project = project or Project.find(Path(inspect.getfile(type(self))).parent)
+        self.spec = self.project.family_spec(self.family)
+        tiny = self.project.tiny_model(self.family)
+        self.model_id = tiny.model_id if model_id == "tiny" else model_id
+        entry = self.project.models.get(self.model_id)
+        self.tier = entry.tier if entry else ("local" if Path(model_id).is_dir() else "hub")
+        self.model_class = entry.model_class if entry else self.spec.model_class
+        self.task = entry.task if entry else self.spec.task
+        self.device = "cpu"
+        self._source: Source | None = None
+
+    # --- the class-specific parts -------------------------------------------------------
+
+    def build_tiny(self, path: Path) -> None:
+        """Save the tiny checkpoint (model and processor) into ``path``."""
+        raise NotImplementedError
+
+    def forward(self, model: Any, processor: Any) -> Any:
+        """The main output tensor (e.g. logits) of ``model`` on the family's fixed inputs."""
+        raise NotImplementedError
+
+    def pipeline_checks(self, pipe: Any) -> list[Check]:
+        """Checks on the output of ``pipeline(task, model=...)``."""
+        raise NotImplementedError
+
+    def from_pretrained_checks(self, model: Any, processor: Any, output: Any) -> list[Check]:
+        """Checks on the direct model's ``output`` (from ``forward``)."""
+        raise NotImplementedError
+
+    # --- loading ------------------------------------------------------------------------
+
+    @property
+    def source(self) -> Source:
+        """Where the model loads from; raises Unavailable when it cannot load here."""
+        if self._source is None:
+            self._source = self._resolve()
+        return self._source
+
+    def _resolve(self) -> Source:
+        if self.tier == "tiny":
+            path = checkpoints.tiny_checkpoint(self.tiny_name, self.build_tiny)
+            return Source(self.model_id, "tiny", str(path), origin="built locally")
+        return resolve_hub(self.model_id)
+
+    def load_pipeline(self) -> Any:
+        from transformers import pipeline
+
+        source = self.source
+        return pipeline(self.task, model=source.location, device=self.device, **source.load_kwargs)
+
+    def load_model(self) -> tuple[Any, Any, dict[str, Any]]:
+        """(model on the device in eval mode, processor, loading info)."""
+        source = self.source
+        processor = self.auto_processor.from_pretrained(source.location, **source.load_kwargs)
+        model, info = self.auto_model.from_pretrained(
+            source.location, output_loading_info=True, **source.load_kwargs
+        )
+        return model.to(self.device).eval(), processor, info
+
+    # --- the tests ----------------------------------------------------------------------
+
+    def test_pipeline(self, hardware: str = "cpu") -> list[Check]:
+        """Load through ``pipeline(task, model=...)`` and check its output."""
+        self.device = hardware_module.device(hardware)
+        return self.pipeline_checks(self.load_pipeline())
+
+    def test_from_pretrained(self, hardware: str = "cpu") -> list[Check]:
+        """Load with ``from_pretrained``; check the outputs and a save/load round trip."""
+        import torch
+
+        self.device = hardware_module.device(hardware)
+        model, processor, info = self.load_model()
+        checks = [weights_complete(info)]
+        with torch.inference_mode():
+            output = self.forward(model, processor)
+            checks.append(truth("finite", torch.isfinite(output).all(), "non-finite outputs"))
+            checks += self.from_pretrained_checks(model, processor, output)
+            checks.append(self._round_trip(model, processor, output))
+        return checks
+
+    def _round_trip(self, model: Any, processor: Any, output: Any) -> Check:
+        with tempfile.TemporaryDirectory(prefix="hfmatrix-roundtrip-") as tmp:
+            model.save_pretrained(tmp)
+            reloaded = self.auto_model.from_pretrained(tmp).to(self.device).eval()
+            return close(
+                "save_load_round_trip", self.forward(reloaded, processor), output, ROUND_TRIP_ATOL
+            )
+
+    def run_tests(self, hardware: str = "cpu") -> dict[str, Any]:
+        """Run every test of this model on ``hardware``; return its result record."""
+        start = time.perf_counter()
+        record = results.new_record(
+            self.family, self.model_class, self.model_id, self.tier, hardware
+        )
+        record["task"] = self.task
+        reason = self._skip_reason(hardware)
+        if reason is None:
+            _quiet_transformers()
+            record["checkpoint"] = self._checkpoint_facts()
+            tests = {
+                "pipeline": run_one(self.test_pipeline, hardware),
+                "from_pretrained": run_one(self.test_from_pretrained, hardware),
+            }
+            record["tests"] = tests
+            record["status"], record["reason"] = verdict(tests)
+            every_check = [Check(**c) for t in tests.values() for c in t.get("checks", [])]
+            reference = "golden values" if self.tier == "tiny" else "self-consistency"
+            record["numerics"] = numerics(every_check, reference)
+            record["source"] = {"location": self.source.location, "origin": self.source.origin}
+            record["environment"] = results.environment(hardware_facts(hardware))
+        else:
+            record.update(status="skipped", reason=reason, environment=results.environment())
+        record["duration_s"] = round(time.perf_counter() - start, 3)
+        return record
+
+    def _skip_reason(self, hardware: str) -> str | None:
+        override = self.project.overrides.get(self.model_id)
+        if override and override.requires_remote_code:
+            return "requires remote code (overrides.json); hfmatrix does not run remote code"
+        reason = hardware_module.usable(hardware)
+        if reason:
+            return reason
+        try:
+            self.source  # noqa: B018 - resolving decides availability
+        except Unavailable as exc:
+            return str(exc)
+        return None
+
+    def _checkpoint_facts(self) -> dict[str, Any] | None:
+        return checkpoints.describe(Path(self.source.location)) if self.tier == "tiny" else None
+
+
+def weights_complete(info: dict[str, Any]) -> Check:
+    """Fails when weights were missing from the checkpoint (freshly initialised instead)."""
+    missing = sorted(info.get("missing_keys") or [])
+    unexpected = sorted(info.get("unexpected_keys") or [])
+    mismatched = [str(k) for k in info.get("mismatched_keys") or []]
+    detail = "; ".join(
+        f"{label} ({len(keys)}): {', '.join(map(str, keys[:8]))}{' ...' if len(keys) > 8 else ''}"
+        for label, keys in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("mismatched", mismatched),
+        )
+        if keys
+    )
+    return Check("weights_complete", not missing and not mismatched, detail)
+
+
+def run_one(test: Callable[[str], list[Check]], hardware: str) -> dict[str, Any]:
+    """Run one test; an exception becomes an ``error`` entry with its message, not a crash."""
+    start = time.perf_counter()
+    try:
+        checks = test(hardware)
+    except Unavailable as exc:
+        return {"status": "skipped", "reason": str(exc), "duration_s": 0.0, "checks": []}
+    except Exception as exc:  # a model's failure is a result
+        tail = traceback.format_exc().strip().splitlines()[-12:]
+        return {
+            "status": "error",
+            "error": f"{type(exc).__name__}: {exc}"[:2000],
+            "traceback": tail,
+            "duration_s": round(time.perf_counter() - start, 3),
+            "checks": [],
+        }
+    failed = [c for c in checks if not c.passed]
+    return {
+        "status": "failed" if failed else "passed",
+        "duration_s": round(time.perf_counter() - start, 3),
+        "checks": [c.as_dict() for c in checks],
+    }
+
+
+def verdict(tests: dict[str, dict[str, Any]]) -> tuple[str, str]:
+    """The record's status and reason from its tests."""
+    reasons = []
+    for name, test in tests.items():
+        if test["status"] == "error":
+            reasons.append(f"{name}: {test['error'].splitlines()[0][:300]}")
+        for check in test.get("checks", []):
+            if not check["passed"]:
+                reasons.append(f"{name}.{check['name']}: {check.get('detail', 'failed')}")
+    statuses = {test["status"] for test in tests.values()}
+    for status in ("error", "failed", "passed"):
+        if status in statuses:
+            return status, "; ".join(reasons)
+    return "skipped", "; ".join(test.get("reason", "") for test in tests.values())
+
+
+def hardware_facts(hw: str) -> dict[str, Any]:
+    return {"hardware": hw, **hardware_module.device_facts(hw)}
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()

@@ -1,0 +1,95 @@
+"""The project tree: where the families, env specs, overrides and model database live."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from hfmatrix.errors import UserError
+from hfmatrix.registry import ModelEntry, family_models, load_models
+from hfmatrix.specs import (
+    FamilySpec,
+    HardwareSpec,
+    Override,
+    load_family_spec,
+    load_hardware_spec,
+    load_overrides,
+)
+
+RESULTS_ENV = "HFMATRIX_RESULTS_DIR"
+
+
+@dataclass
+class Project:
+    """A checkout of hfmatrix: noxfile.py, families/, env_specs/, overrides.json, models.json."""
+
+    root: Path
+
+    @classmethod
+    def find(cls, start: Path | None = None) -> Project:
+        """The project containing ``start`` (default: the current directory)."""
+        here = (start or Path.cwd()).resolve()
+        for candidate in (here, *here.parents):
+            if (candidate / "env_specs").is_dir() and (candidate / "models.json").is_file():
+                return cls(candidate)
+        raise UserError("not inside an hfmatrix project (no env_specs/ and models.json)", here)
+
+    @property
+    def results_dir(self) -> Path:
+        """Where results go: $HFMATRIX_RESULTS_DIR, else test_results/ in the project."""
+        return Path(os.environ.get(RESULTS_ENV) or self.root / "test_results")
+
+    def families(self) -> list[str]:
+        return sorted(path.stem for path in (self.root / "env_specs").glob("*.toml"))
+
+    def hardware_names(self) -> list[str]:
+        return sorted(path.stem for path in (self.root / "env_specs" / "hardware").glob("*.toml"))
+
+    def family_spec(self, family: str) -> FamilySpec:
+        if family not in self.families():
+            raise UserError(f"unknown family {family!r} (known: {', '.join(self.families())})")
+        return load_family_spec(self.root / "env_specs" / f"{family}.toml")
+
+    def hardware_spec(self, hardware: str) -> HardwareSpec:
+        if hardware not in self.hardware_names():
+            known = ", ".join(self.hardware_names())
+            raise UserError(f"unknown hardware {hardware!r} (known: {known})")
+        return load_hardware_spec(self.root / "env_specs" / "hardware" / f"{hardware}.toml")
+
+    @cached_property
+    def overrides(self) -> dict[str, Override]:
+        return load_overrides(self.root / "overrides.json")
+
+    @cached_property
+    def models(self) -> dict[str, ModelEntry]:
+        return load_models(self.root / "models.json")
+
+    def family_models(self, family: str) -> list[ModelEntry]:
+        return family_models(self.models, family)
+
+    def tiny_model(self, family: str) -> ModelEntry:
+        for entry in self.family_models(family):
+            if entry.tier == "tiny":
+                return entry
+        raise UserError(f"no tiny checkpoint for family {family!r}", self.root / "models.json")
+
+    def select_models(self, family: str, requested: list[str], all_models: bool) -> list[str]:
+        """The model ids a run tests: --model ids, --all-models, or the tiny + default model."""
+        spec = self.family_spec(family)
+        if all_models:
+            return [entry.model_id for entry in self.family_models(family)]
+        if requested:
+            tiny = self.tiny_model(family).model_id
+            return list(dict.fromkeys(tiny if m == "tiny" else m for m in requested))
+        return [self.tiny_model(family).model_id, spec.default_model]
+
+    def install_requirements(self, family: str, hardware: str, model_ids: list[str]) -> list[str]:
+        """Family deps + hardware deps + additional_deps of the selected models, in order."""
+        deps = [*self.family_spec(family).dependencies, *self.hardware_spec(hardware).dependencies]
+        for model_id in model_ids:
+            override = self.overrides.get(model_id)
+            if override:
+                deps.extend(override.additional_deps)
+        return list(dict.fromkeys(deps))

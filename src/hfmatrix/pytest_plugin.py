@@ -1,0 +1,73 @@
+"""pytest plugin: each FamilyTest subclass in a family module becomes one test per
+(model, hardware); each test writes its result record and passes, fails or skips with it."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hfmatrix import results
+from hfmatrix.cli import FAILING, add_run_options, hardware_plan, results_dir
+from hfmatrix.errors import UserError
+from hfmatrix.harness import FamilyTest
+from hfmatrix.project import Project
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_run_options(parser.getgroup("hfmatrix", "hfmatrix model selection").addoption)
+
+
+def pytest_pycollect_makeitem(collector: Any, name: str, obj: Any) -> list[pytest.Item] | None:
+    if not (inspect.isclass(obj) and issubclass(obj, FamilyTest) and obj is not FamilyTest):
+        return None
+    if obj.__module__ != collector.obj.__name__:
+        return None
+    options = collector.config.option
+    try:
+        project = Project.find(Path(collector.path).parent)
+        models = project.select_models(obj.family, options.model, options.all_models)
+        backends = hardware_plan(project, options.hardware, options.all_hardware)
+    except UserError as exc:
+        pytest.exit(f"error: {exc}", returncode=2)
+    out = results_dir(project, options.results_dir)
+    return [
+        ModelItem.from_parent(collector, name=f"{name}[{model}-{hw}]", family_test=obj,
+                              project=project, model_id=model, hardware=hw, out=out)
+        for hw in backends
+        for model in models
+    ]  # fmt: skip
+
+
+class ModelFailed(Exception):
+    """A model's record says failed, error or timeout."""
+
+
+class ModelItem(pytest.Item):
+    """One model on one backend: runs the family's tests and writes the record."""
+
+    def __init__(self, *, family_test: type[FamilyTest], project: Project, model_id: str,
+                 hardware: str, out: Path, **kwargs: Any):  # fmt: skip
+        super().__init__(**kwargs)
+        self.family_test, self.project, self.out = family_test, project, out
+        self.model_id, self.hardware = model_id, hardware
+
+    def runtest(self) -> None:
+        record = self.family_test(self.model_id, self.project).run_tests(self.hardware)
+        path = results.write_record(self.out, record)
+        self.user_properties.append(("record", str(path)))
+        self.user_properties.append(("status", record["status"]))
+        if record["status"] == "skipped":
+            pytest.skip(record["reason"])
+        if record["status"] in FAILING:
+            raise ModelFailed(f"{record['status']}: {record['reason']}\nrecord: {path}")
+
+    def repr_failure(self, excinfo: Any, style: Any = None) -> str:
+        if isinstance(excinfo.value, ModelFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.family_test.family}: {self.model_id} on {self.hardware}"

@@ -1,0 +1,286 @@
+"""Merge raw result records into the report tree: by_class/, by_hardware/, summary.json/.md."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from hfmatrix.results import STATUSES, now, slug
+
+SUMMARY_SCHEMA = "hfmatrix.summary/1"
+REQUIRED_KEYS = ("schema", "family", "model_id", "hardware", "status")
+REASON_WIDTH = 80
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _load(path: Path) -> dict[str, Any]:
+    """One raw record; a ValueError says why it cannot be used."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON: {exc.msg} (line {exc.lineno})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"not a record: a JSON {type(data).__name__}, not an object")
+    missing = [key for key in REQUIRED_KEYS if key not in data]
+    if missing:
+        raise ValueError(f"not a record: missing key(s) {', '.join(missing)}")
+    for key in ("family", "model_id", "hardware"):
+        if not isinstance(data[key], str) or not data[key]:
+            raise ValueError(f"not a record: {key} must be a non-empty string")
+    if data["status"] not in STATUSES:
+        raise ValueError(f"not a record: unknown status {data['status']!r}")
+    return data
+
+
+def _raw_files(results_dir: Path) -> list[Path]:
+    return sorted(
+        path
+        for path in results_dir.glob("raw/*/*.json")
+        if not path.name.startswith(".") and not path.parent.name.startswith(".")
+    )
+
+
+def _key(record: dict[str, Any]) -> tuple[str, str, str]:
+    return record["family"], record["model_id"], record["hardware"]
+
+
+def build_report(results_dir: Path) -> dict[str, Any]:
+    """Read raw/*/*.json: {"records": [...] (newest per key), "unreadable": [{path, error}]}."""
+    latest: dict[tuple[str, str, str], dict[str, Any]] = {}
+    unreadable: list[dict[str, str]] = []
+    for path in _raw_files(Path(results_dir)):
+        try:
+            record = _load(path)
+        except ValueError as exc:
+            print(f"hfmatrix report: skipping {path}: {exc}", file=sys.stderr)
+            unreadable.append({"path": str(path), "error": str(exc)})
+            continue
+        old = latest.get(_key(record))
+        if old is None or str(record.get("started_at") or "") > str(old.get("started_at") or ""):
+            latest[_key(record)] = record
+    records = [latest[key] for key in sorted(latest)]
+    return {"records": records, "unreadable": unreadable}
+
+
+# ---------------------------------------------------------------- summarising
+
+
+def cell_status(counts: dict[str, int]) -> str:
+    """One status for a set of results: error > failed > passed > skipped."""
+    if counts.get("error") or counts.get("timeout"):
+        return "error"
+    if counts.get("failed"):
+        return "failed"
+    return "passed" if counts.get("passed") else "skipped"
+
+
+def _counts(records: list[dict[str, Any]]) -> dict[str, int]:
+    tally = Counter(record["status"] for record in records)
+    return {status: tally.get(status, 0) for status in STATUSES}
+
+
+def _matrix(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    groups: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for record in records:
+        groups.setdefault(record["family"], {}).setdefault(record["hardware"], []).append(record)
+    matrix: dict[str, dict[str, dict[str, Any]]] = {}
+    for family in sorted(groups):
+        matrix[family] = {}
+        for hardware in sorted(groups[family]):
+            counts = {k: v for k, v in _counts(groups[family][hardware]).items() if v}
+            matrix[family][hardware] = {"status": cell_status(counts), "counts": counts}
+    return matrix
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _model_row(record: dict[str, Any]) -> dict[str, Any]:
+    tests = _dict(record.get("tests"))
+    numerics = _dict(record.get("numerics"))
+    return {
+        "family": record["family"],
+        "model_class": record.get("model_class"),
+        "model_id": record["model_id"],
+        "tier": record.get("tier"),
+        "hardware": record["hardware"],
+        "status": record["status"],
+        "reason": record.get("reason") or "",
+        "tests": {name: _dict(test).get("status") for name, test in tests.items()},
+        "max_abs_diff": numerics.get("max_abs_diff"),
+        "atol": numerics.get("atol"),
+    }
+
+
+def summarize(results_dir: Path, report: dict[str, Any]) -> dict[str, Any]:
+    """The summary.json document for the output of build_report."""
+    records = report["records"]
+    return {
+        "schema": SUMMARY_SCHEMA,
+        "generated_at": now(),
+        "results_dir": str(results_dir),
+        "totals": {**_counts(records), "total": len(records)},
+        "matrix": _matrix(records),
+        "models": [_model_row(record) for record in records],
+        "unreadable": report["unreadable"],
+    }
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def _cell(text: Any) -> str:
+    """A value made safe for one cell of a GitHub table."""
+    return " ".join(str("" if text is None else text).split()).replace("|", "\\|")
+
+
+def _short(text: str, width: int = REASON_WIDTH) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _diff(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:.3g}"
+    return "" if value is None else str(value)
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [[_cell(value) for value in row] for row in rows]
+    heads = [_cell(name) for name in headers]
+    return tabulate(cells, headers=heads, tablefmt="github", disable_numparse=True)
+
+
+def _matrix_md(summary: dict[str, Any]) -> str:
+    matrix = summary["matrix"]
+    hardware = sorted({hw for cells in matrix.values() for hw in cells})
+    rows = []
+    for family, cells in matrix.items():
+        row: list[Any] = [family]
+        for hw in hardware:
+            counts = cells.get(hw, {}).get("counts", {})
+            row.append(", ".join(f"{status} {n}" for status, n in counts.items()) or "-")
+        rows.append(row)
+    return _table(["family", *hardware], rows)
+
+
+def _models_md(summary: dict[str, Any]) -> str:
+    headers = ["family", "model", "hardware", "status", "pipeline", "from_pretrained"]
+    headers += ["max |diff|", "reason"]
+    rows = [
+        [
+            row["family"],
+            row["model_id"],
+            row["hardware"],
+            row["status"],
+            row["tests"].get("pipeline") or "-",
+            row["tests"].get("from_pretrained") or "-",
+            _diff(row["max_abs_diff"]),
+            _short(row["reason"]),
+        ]
+        for row in summary["models"]
+    ]
+    return _table(headers, rows)
+
+
+def render_markdown(summary: dict[str, Any]) -> str:
+    """summary.md: totals, the class x hardware matrix, the per-model table, unreadable files."""
+    totals = summary["totals"]
+    counts = ", ".join(f"{status} {totals[status]}" for status in STATUSES)
+    parts = [
+        "# hfmatrix report",
+        f"Generated {summary['generated_at']} from `{summary['results_dir']}`.",
+        f"**Totals:** {totals['total']} records ({counts})",
+    ]
+    if summary["models"]:
+        parts += ["## Class x hardware", _matrix_md(summary)]
+        parts += ["## Models", _models_md(summary)]
+    else:
+        parts.append("No result records found.")
+    if summary["unreadable"]:
+        rows = [[item["path"], item["error"]] for item in summary["unreadable"]]
+        parts += ["## Unreadable records", _table(["file", "error"], rows)]
+    return "\n\n".join(parts) + "\n"
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write atomically: a temp file in the same directory, then os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_json(path: Path, data: Any) -> None:
+    _write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _write_groups(directory: Path, documents: dict[str, Any]) -> None:
+    """Write one JSON file per name and remove the *.json files no longer produced."""
+    for name, data in documents.items():
+        _write_json(directory / name, data)
+    for old in directory.glob("*.json") if directory.is_dir() else []:
+        if old.name not in documents:
+            old.unlink(missing_ok=True)
+
+
+def _grouped(records: list[dict[str, Any]], key: str) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(record[key], []).append(record)
+    return groups
+
+
+def _by_class(records: list[dict[str, Any]]) -> dict[str, Any]:
+    documents = {}
+    for family, group in _grouped(records, "family").items():
+        classes = {r.get("model_class") for r in group if isinstance(r.get("model_class"), str)}
+        documents[f"{slug(family)}_models.json"] = {
+            "family": family,
+            "model_classes": sorted(classes),
+            "records": sorted(group, key=lambda r: (r["model_id"], r["hardware"])),
+        }
+    return documents
+
+
+def _by_hardware(records: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        f"{slug(hardware)}_results.json": {
+            "hardware": hardware,
+            "records": sorted(group, key=lambda r: (r["family"], r["model_id"])),
+        }
+        for hardware, group in _grouped(records, "hardware").items()
+    }
+
+
+def write_report(results_dir: Path) -> dict[str, Any]:
+    """Build the report tree under results_dir and return the summary."""
+    results_dir = Path(results_dir)
+    report = build_report(results_dir)
+    records = report["records"]
+    _write_groups(results_dir / "by_class", _by_class(records))
+    _write_groups(results_dir / "by_hardware", _by_hardware(records))
+    summary = summarize(results_dir, report)
+    _write_json(results_dir / "summary.json", summary)
+    _write_text(results_dir / "summary.md", render_markdown(summary))
+    return summary

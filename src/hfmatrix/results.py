@@ -1,0 +1,107 @@
+"""Result records: the schema, the environment they ran in, atomic writes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "hfmatrix.record/1"
+STATUSES = ("passed", "failed", "error", "skipped", "timeout")
+
+
+def session_name(family: str, hardware: str) -> str:
+    """The raw/ directory of one (family, hardware) session, e.g. ``bert-cpu``."""
+    return f"{family}-{hardware}"
+
+
+def slug(model_id: str) -> str:
+    """A file-name-safe form of a model id or path."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "--", model_id.strip("/")).strip("-") or "model"
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def environment(device: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The software stack of this process: python, torch, transformers, platform, packages."""
+    packages: dict[str, str] = {}
+    for dist in metadata.distributions():  # sys.path order: the first copy is the imported one
+        name = dist.metadata["Name"]
+        if name and name.lower() not in packages:
+            packages[name.lower()] = dist.version
+    packages = dict(sorted(packages.items()))
+    stack = {
+        "python": platform.python_version(),
+        "torch": packages.get("torch"),
+        "transformers": packages.get("transformers"),
+        "platform": platform.platform(),
+        "device": device or {},
+        "packages": packages,
+    }
+    fingerprint = json.dumps([stack["python"], stack["platform"], packages], sort_keys=True)
+    stack["fingerprint"] = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
+    return stack
+
+
+def new_record(family: str, model_class: str, model_id: str, tier: str, hardware: str) -> dict:
+    """A record with every schema key present; the runner fills in the outcome."""
+    return {
+        "schema": SCHEMA,
+        "session": session_name(family, hardware),
+        "family": family,
+        "model_class": model_class,
+        "model_id": model_id,
+        "tier": tier,
+        "hardware": hardware,
+        "status": "error",
+        "reason": "",
+        "task": None,
+        "tests": {},
+        "numerics": {},
+        "checkpoint": None,
+        "environment": {},
+        "started_at": now(),
+        "duration_s": 0.0,
+    }
+
+
+def skipped_record(
+    family: str, model_class: str, model_id: str, tier: str, hardware: str, reason: str
+) -> dict:
+    """A record for a model that could not run here, with the reason."""
+    record = new_record(family, model_class, model_id, tier, hardware)
+    record.update(status="skipped", reason=reason, environment=environment())
+    return record
+
+
+def record_path(results_dir: Path, record: dict) -> Path:
+    return results_dir / "raw" / record["session"] / f"{slug(record['model_id'])}.json"
+
+
+def write_record(results_dir: Path, record: dict) -> Path:
+    """Write a record atomically (temp file in the same directory, then rename)."""
+    if record["status"] not in STATUSES:
+        raise ValueError(f"bad status {record['status']!r}")
+    path = record_path(results_dir, record)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(record, handle, indent=2, sort_keys=False, default=str)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

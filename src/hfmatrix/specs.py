@@ -1,0 +1,124 @@
+"""Environment specs (env_specs/) and per-model overrides (overrides.json), validated on load."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from hfmatrix.errors import UserError
+from hfmatrix.files import Checker, read_json, read_toml
+
+FAMILY_KEYS = {"family", "class", "task", "default_model", "dependencies", "description"}
+HARDWARE_KEYS = {"hardware", "description", "dependencies"}
+OVERRIDE_KEYS = {"additional_deps", "requires_remote_code", "notes"}
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """One architecture class: its family name, transformers class, task and dependency set."""
+
+    family: str
+    model_class: str
+    task: str
+    default_model: str
+    dependencies: list[str]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class HardwareSpec:
+    """One hardware backend and the packages its environment needs."""
+
+    hardware: str
+    dependencies: list[str]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Override:
+    """Per-model extras from overrides.json."""
+
+    additional_deps: list[str] = field(default_factory=list)
+    requires_remote_code: bool = False
+    notes: str = ""
+
+
+def requirements(values: list[str], checker: Checker, key: str) -> list[str]:
+    """Validate PEP 508 requirement strings; a bad one names its file and line."""
+    for value in values:
+        try:
+            Requirement(value)
+        except InvalidRequirement as exc:
+            why = str(exc).splitlines()[0]
+            message = f"invalid requirement {value!r} in {key}: {why}"
+            raise UserError(message, checker.path, checker.requirement_line(value)) from None
+    return values
+
+
+def load_family_spec(path: Path) -> FamilySpec:
+    """Read env_specs/<family>.toml."""
+    data, text = read_toml(path)
+    check = Checker(path, text)
+    check.keys(data, "family spec", FAMILY_KEYS - {"description"}, FAMILY_KEYS)
+    for key in ("family", "class", "task", "default_model"):
+        check.typed(data, key, str, "family spec")
+    if data["family"] != path.stem:
+        raise check.fail(f"family {data['family']!r} does not match the file name", "family")
+    deps = requirements(
+        check.string_list(data, "dependencies", "family spec"), check, "dependencies"
+    )
+    return FamilySpec(
+        family=data["family"],
+        model_class=data["class"],
+        task=data["task"],
+        default_model=data["default_model"],
+        dependencies=deps,
+        description=check.typed(data, "description", str, "family spec")
+        if "description" in data
+        else "",
+    )
+
+
+def load_hardware_spec(path: Path) -> HardwareSpec:
+    """Read env_specs/hardware/<hw>.toml."""
+    data, text = read_toml(path)
+    check = Checker(path, text)
+    check.keys(data, "hardware spec", {"hardware", "dependencies"}, HARDWARE_KEYS)
+    check.typed(data, "hardware", str, "hardware spec")
+    if data["hardware"] != path.stem:
+        raise check.fail(f"hardware {data['hardware']!r} does not match the file name", "hardware")
+    deps = requirements(
+        check.string_list(data, "dependencies", "hardware spec"), check, "dependencies"
+    )
+    description = (
+        check.typed(data, "description", str, "hardware spec") if "description" in data else ""
+    )
+    return HardwareSpec(hardware=data["hardware"], dependencies=deps, description=description)
+
+
+def load_overrides(path: Path) -> dict[str, Override]:
+    """Read overrides.json: {model_id: {additional_deps, requires_remote_code, notes}}."""
+    data, text = read_json(path)
+    check = Checker(path, text)
+    check.table(data, "overrides")
+    overrides = {}
+    for model_id, entry in data.items():
+        check = Checker(path, text).entry(model_id)
+        check.table(entry, model_id)
+        check.keys(entry, f"overrides[{model_id!r}]", set(), OVERRIDE_KEYS)
+        where = f"overrides[{model_id!r}]"
+        deps = (
+            check.string_list(entry, "additional_deps", where) if "additional_deps" in entry else []
+        )
+        overrides[model_id] = Override(
+            additional_deps=requirements(deps, check, f"{where}.additional_deps"),
+            requires_remote_code=(
+                check.typed(entry, "requires_remote_code", bool, where)
+                if "requires_remote_code" in entry
+                else False
+            ),
+            notes=check.typed(entry, "notes", str, where) if "notes" in entry else "",
+        )
+    return overrides

@@ -1,0 +1,262 @@
+"""models.json (registry) and the Project tree: queries, model selection, requirements."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hfmatrix.errors import UserError
+from hfmatrix.project import RESULTS_ENV, Project
+from hfmatrix.registry import ModelEntry, family_models, load_models
+
+ROOT = Path(__file__).resolve().parents[1]
+BERT = {"class": "BertForMaskedLM", "family": "bert", "task": "fill-mask"}
+
+
+def entry(tier: str = "hub", **changes) -> dict:
+    return {**BERT, "tier": tier, **changes}
+
+
+def write_models(path: Path, models: dict, schema: object = 1, **extra) -> Path:
+    data = {"schema": schema, "models": models, **extra}
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return path
+
+
+def models_error(tmp_path: Path, models: dict, **kwargs) -> UserError:
+    path = write_models(tmp_path / "models.json", models, **kwargs)
+    with pytest.raises(UserError) as info:
+        load_models(path)
+    return info.value
+
+
+@pytest.fixture
+def project(tmp_path) -> Project:
+    """A copy of the repo's env_specs/ and models.json with its own overrides.json."""
+    root = tmp_path / "proj"
+    shutil.copytree(ROOT / "env_specs", root / "env_specs")
+    shutil.copy(ROOT / "models.json", root / "models.json")
+    overrides = {
+        "bert-base-uncased": {"additional_deps": ["accelerate>=0.26", "torch>=2.4"]},
+        "bert-large-uncased": {"additional_deps": ["accelerate>=0.26", "einops"]},
+        "distilbert-base-uncased": {"additional_deps": ["never-selected"]},
+    }
+    (root / "overrides.json").write_text(json.dumps(overrides), encoding="utf-8")
+    return Project(root)
+
+
+# --- models.json -----------------------------------------------------------------------------
+
+
+def test_repo_models_load():
+    models = load_models(ROOT / "models.json")
+    assert models["tiny-bert"] == ModelEntry(
+        "tiny-bert", "BertForMaskedLM", "bert", "fill-mask", "tiny", "curated"
+    )
+    assert all(model.model_id == key for key, model in models.items())
+    assert all(model.tier in ("tiny", "hub") for model in models.values())
+
+
+def test_repo_every_family_has_tiny_and_default_model():
+    project = Project(ROOT)
+    for family in project.families():
+        spec = project.family_spec(family)
+        assert project.tiny_model(family).family == family
+        assert project.models[spec.default_model].family == family
+
+
+def test_models_valid_with_source(tmp_path):
+    path = write_models(tmp_path / "m.json", {"a": entry(source="curated"), "b": entry("tiny")})
+    models = load_models(path)
+    assert models["a"].source == models["b"].source == "curated"
+    assert models["b"].tier == "tiny"
+
+
+@pytest.mark.parametrize("schema", [2, 0, "1", None])
+def test_schema_mismatch(tmp_path, schema):
+    err = models_error(tmp_path, {"a": entry()}, schema=schema)
+    assert "unsupported schema" in str(err)
+    assert err.line == 2
+
+
+@pytest.mark.parametrize("schema", [True, 1.0])
+def test_schema_must_be_the_integer_one(tmp_path, schema):
+    models_error(tmp_path, {"a": entry()}, schema=schema)
+
+
+def test_top_level_unknown_and_missing_keys(tmp_path):
+    err = models_error(tmp_path, {"a": entry()}, version=3)
+    assert "unknown key 'version'" in str(err)
+    path = tmp_path / "m.json"
+    path.write_text('{"schema": 1}')
+    with pytest.raises(UserError, match="missing key 'models'"):
+        load_models(path)
+
+
+def test_bad_tier_names_its_line(tmp_path):
+    err = models_error(tmp_path, {"a": entry(), "b": entry("huge")})
+    assert "tier must be one of tiny, hub" in str(err)
+    assert f"{tmp_path / 'models.json'}:14:" in str(err)
+
+
+def test_bad_source(tmp_path):
+    err = models_error(tmp_path, {"a": entry(source="scraped")})
+    assert "source must be one of curated" in str(err)
+
+
+def test_entry_unknown_key(tmp_path):
+    err = models_error(tmp_path, {"a": entry(popularity_rank="x")})
+    assert "unknown key 'popularity_rank'" in str(err)
+    assert err.line is not None
+
+
+@pytest.mark.parametrize("key", ["class", "family", "task", "tier"])
+def test_entry_missing_key(tmp_path, key):
+    data = entry()
+    del data[key]
+    err = models_error(tmp_path, {"a": data})
+    assert f"missing key {key!r}" in str(err)
+
+
+@pytest.mark.parametrize(("models", "message"), [({"a": "x"}, "table/object"), ([], "table")])
+def test_entry_and_models_must_be_objects(tmp_path, models, message):
+    assert message in str(models_error(tmp_path, models))
+
+
+def test_entry_wrong_type(tmp_path):
+    err = models_error(tmp_path, {"a": entry(task=3)})
+    assert "task must be str, not int" in str(err)
+
+
+def test_wrong_type_names_offending_entry_line(tmp_path):
+    err = models_error(tmp_path, {"a": entry(), "b": entry(task=3)})
+    assert err.line == 13
+
+
+def test_family_models_tiny_first_then_by_id(tmp_path):
+    path = write_models(
+        tmp_path / "m.json",
+        {"z-hub": entry(), "a-hub": entry(), "tiny": entry("tiny"), "g": entry(family="gpt")},
+    )
+    ordered = [m.model_id for m in family_models(load_models(path), "bert")]
+    assert ordered == ["tiny", "a-hub", "z-hub"]
+    assert family_models(load_models(path), "nope") == []
+
+
+# --- Project ---------------------------------------------------------------------------------
+
+
+def test_find_from_subdirectory(project):
+    sub = project.root / "env_specs" / "hardware"
+    assert Project.find(sub).root == project.root.resolve()
+    deeper = project.root / "a" / "b"
+    deeper.mkdir(parents=True)
+    assert Project.find(deeper).root == project.root.resolve()
+
+
+def test_find_from_cwd(project, monkeypatch):
+    monkeypatch.chdir(project.root / "env_specs")
+    assert Project.find().root == project.root.resolve()
+
+
+def test_find_outside_a_project(tmp_path):
+    with pytest.raises(UserError, match="not inside an hfmatrix project"):
+        Project.find(tmp_path)
+
+
+def test_families_and_hardware(project):
+    assert "bert" in project.families()
+    assert "hardware" not in project.families()
+    assert {"cpu", "cuda", "openvino"} <= set(project.hardware_names())
+
+
+def test_family_models_tiny_first(project):
+    ids = [m.model_id for m in project.family_models("bert")]
+    assert ids[0] == "tiny-bert"
+    assert ids[1:] == sorted(ids[1:])
+    assert set(ids) == {m for m, e in project.models.items() if e.family == "bert"}
+
+
+def test_select_models_default(project):
+    assert project.select_models("bert", [], False) == ["tiny-bert", "bert-base-uncased"]
+
+
+def test_select_models_tiny_alias_and_dedup(project):
+    assert project.select_models("bert", ["tiny"], False) == ["tiny-bert"]
+    chosen = project.select_models(
+        "bert", ["bert-large-uncased", "tiny", "tiny-bert", "bert-large-uncased"], False
+    )
+    assert chosen == ["bert-large-uncased", "tiny-bert"]
+
+
+def test_select_models_all(project):
+    expected = [m.model_id for m in project.family_models("bert")]
+    assert project.select_models("bert", [], True) == expected
+    assert project.select_models("bert", ["tiny"], True) == expected
+    assert len(expected) == 4
+
+
+@pytest.mark.parametrize(
+    ("call", "known"),
+    [
+        (lambda p: p.family_spec("nope"), "bert"),
+        (lambda p: p.hardware_spec("tpu"), "cpu, cuda, openvino"),
+        (lambda p: p.install_requirements("nope", "cpu", []), "bert"),
+        (lambda p: p.install_requirements("bert", "tpu", []), "cpu, cuda, openvino"),
+    ],
+)
+def test_unknown_names_list_known(project, call, known):
+    with pytest.raises(UserError) as info:
+        call(project)
+    assert "unknown" in str(info.value)
+    assert f"(known: {known}" in str(info.value)
+    assert info.value.exit_code == 2
+
+
+def test_select_all_models_of_unknown_family_raises(project):
+    with pytest.raises(UserError, match="known: "):
+        project.select_models("nope", [], True)
+
+
+def test_select_models_unknown_family_default_raises(project):
+    with pytest.raises(UserError):
+        project.select_models("nope", [], False)
+
+
+def test_install_requirements_merges_without_duplicates(project):
+    family = project.family_spec("bert").dependencies
+    deps = project.install_requirements(
+        "bert", "openvino", ["tiny-bert", "bert-base-uncased", "bert-large-uncased"]
+    )
+    assert deps[: len(family)] == family
+    assert deps[len(family) :] == [
+        "torch>=2.4",
+        "optimum-intel[openvino]>=1.20",
+        "accelerate>=0.26",
+        "einops",
+    ]
+    assert len(deps) == len(set(deps))
+    assert "never-selected" not in deps
+
+
+def test_install_requirements_without_overrides(project):
+    deps = project.install_requirements("bert", "cpu", ["tiny-bert"])
+    assert deps == [*project.family_spec("bert").dependencies, "torch>=2.4"]
+
+
+def test_bad_overrides_in_project_is_user_error(project):
+    (project.root / "overrides.json").write_text('{"x": {"requires_remote_code": 1}}')
+    with pytest.raises(UserError, match=r"overrides\.json:1:"):
+        project.install_requirements("bert", "cpu", ["x"])
+
+
+def test_results_dir(project, monkeypatch, tmp_path):
+    monkeypatch.delenv(RESULTS_ENV, raising=False)
+    assert project.results_dir == project.root / "test_results"
+    monkeypatch.setenv(RESULTS_ENV, "")
+    assert project.results_dir == project.root / "test_results"
+    monkeypatch.setenv(RESULTS_ENV, str(tmp_path / "out"))
+    assert project.results_dir == tmp_path / "out"

@@ -1,0 +1,246 @@
+"""The report step: merging raw records into by_class/, by_hardware/ and summary files."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hfmatrix.report import build_report, cell_status, write_report
+from hfmatrix.results import new_record, skipped_record, write_record
+
+
+def _record(
+    family: str,
+    model_id: str,
+    hardware: str,
+    status: str,
+    *,
+    model_class: str = "BertForMaskedLM",
+    started_at: str = "2025-01-01T00:00:00+00:00",
+    diff: float | None = 1e-6,
+    reason: str = "",
+) -> dict[str, Any]:
+    record = new_record(family, model_class, model_id, "tiny", hardware)
+    test = {"status": status, "duration_s": 0.1, "checks": [], "error": None}
+    record.update(
+        status=status,
+        reason=reason,
+        started_at=started_at,
+        tests={"pipeline": dict(test), "from_pretrained": dict(test)},
+        numerics={"reference": "cpu-fp32", "max_abs_diff": diff, "atol": 1e-4},
+    )
+    return record
+
+
+def _skipped(family: str, model_id: str, hardware: str, reason: str) -> dict[str, Any]:
+    return skipped_record(family, "BertForMaskedLM", model_id, "hub", hardware, reason)
+
+
+def _read(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    write_record(tmp_path, _record("bert", "tiny-bert", "cpu", "passed"))
+    write_record(tmp_path, _record("bert", "distilbert-base-uncased", "cpu", "passed"))
+    write_record(tmp_path, _skipped("bert", "bert-base-uncased", "cpu", "not cached, offline"))
+    write_record(tmp_path, _skipped("bert", "tiny-bert", "cuda", "no CUDA device"))
+    write_record(
+        tmp_path, _record("gpt", "tiny-gpt2", "cpu", "failed", model_class="GPT2LMHeadModel")
+    )
+    write_record(tmp_path, _record("gpt", "gpt2", "cpu", "timeout", model_class="GPT2LMHeadModel"))
+    write_record(
+        tmp_path, _record("gpt", "tiny-gpt2", "openvino", "passed", model_class="GPT2LMHeadModel")
+    )
+    return tmp_path
+
+
+def test_by_class_file(results: Path) -> None:
+    write_report(results)
+    data = _read(results / "by_class" / "bert_models.json")
+    assert data["family"] == "bert"
+    assert data["model_classes"] == ["BertForMaskedLM"]
+    keys = [(r["model_id"], r["hardware"]) for r in data["records"]]
+    assert keys == [
+        ("bert-base-uncased", "cpu"),
+        ("distilbert-base-uncased", "cpu"),
+        ("tiny-bert", "cpu"),
+        ("tiny-bert", "cuda"),
+    ]
+    assert data["records"][0]["reason"] == "not cached, offline"
+    assert data["records"][2]["tests"]["pipeline"]["status"] == "passed"  # full records
+    assert (results / "by_class" / "gpt_models.json").is_file()
+
+
+def test_by_hardware_file(results: Path) -> None:
+    write_report(results)
+    data = _read(results / "by_hardware" / "cpu_results.json")
+    assert data["hardware"] == "cpu"
+    keys = [(r["family"], r["model_id"]) for r in data["records"]]
+    assert keys == [
+        ("bert", "bert-base-uncased"),
+        ("bert", "distilbert-base-uncased"),
+        ("bert", "tiny-bert"),
+        ("gpt", "gpt2"),
+        ("gpt", "tiny-gpt2"),
+    ]
+    names = sorted(p.name for p in (results / "by_hardware").iterdir())
+    assert names == ["cpu_results.json", "cuda_results.json", "openvino_results.json"]
+
+
+def test_summary_totals_and_matrix(results: Path) -> None:
+    summary = write_report(results)
+    assert _read(results / "summary.json") == summary
+    assert summary["schema"] == "hfmatrix.summary/1"
+    assert summary["results_dir"] == str(results)
+    assert summary["totals"] == {
+        "passed": 3,
+        "failed": 1,
+        "error": 0,
+        "skipped": 2,
+        "timeout": 1,
+        "total": 7,
+    }
+    matrix = summary["matrix"]
+    assert matrix["bert"]["cpu"] == {"status": "passed", "counts": {"passed": 2, "skipped": 1}}
+    assert matrix["bert"]["cuda"]["status"] == "skipped"
+    assert matrix["gpt"]["cpu"] == {"status": "error", "counts": {"failed": 1, "timeout": 1}}
+    assert matrix["gpt"]["openvino"]["status"] == "passed"
+    assert "cuda" not in matrix["gpt"]
+    assert summary["unreadable"] == []
+
+
+def test_summary_model_rows(results: Path) -> None:
+    summary = write_report(results)
+    rows = {(m["family"], m["model_id"], m["hardware"]): m for m in summary["models"]}
+    assert len(rows) == 7
+    tiny = rows[("bert", "tiny-bert", "cpu")]
+    assert tiny["model_class"] == "BertForMaskedLM"
+    assert tiny["tier"] == "tiny"
+    assert tiny["tests"] == {"pipeline": "passed", "from_pretrained": "passed"}
+    assert (tiny["max_abs_diff"], tiny["atol"]) == (1e-6, 1e-4)
+    skipped = rows[("bert", "tiny-bert", "cuda")]
+    assert skipped["tests"] == {}
+    assert skipped["max_abs_diff"] is None
+    assert skipped["reason"] == "no CUDA device"
+
+
+@pytest.mark.parametrize(
+    ("counts", "expected"),
+    [
+        ({"passed": 3, "error": 1}, "error"),
+        ({"passed": 3, "timeout": 1, "failed": 1}, "error"),
+        ({"passed": 3, "failed": 1, "skipped": 2}, "failed"),
+        ({"passed": 1, "skipped": 5}, "passed"),
+        ({"skipped": 2}, "skipped"),
+        ({}, "skipped"),
+    ],
+)
+def test_cell_status_rule(counts: dict[str, int], expected: str) -> None:
+    assert cell_status(counts) == expected
+
+
+def test_newest_record_wins(tmp_path: Path) -> None:
+    old = _record("bert", "tiny-bert", "cpu", "failed", started_at="2025-01-01T00:00:00+00:00")
+    new = _record("bert", "tiny-bert", "cpu", "passed", started_at="2025-02-01T00:00:00+00:00")
+    write_record(tmp_path, new)
+    old["session"] = "bert-cpu-rerun"  # the same key from another raw/ directory
+    write_record(tmp_path, old)
+    summary = write_report(tmp_path)
+    assert summary["totals"]["total"] == 1
+    assert summary["models"][0]["status"] == "passed"
+    data = _read(tmp_path / "by_class" / "bert_models.json")
+    assert [r["started_at"] for r in data["records"]] == ["2025-02-01T00:00:00+00:00"]
+
+
+def test_unreadable_records_are_named_and_skipped(
+    results: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = results / "raw" / "bert-cpu" / "broken.json"
+    bad.write_text('{"schema": "hfmatrix.record/1", ', encoding="utf-8")
+    not_record = results / "raw" / "bert-cpu" / "list.json"
+    not_record.write_text("[1, 2]", encoding="utf-8")
+    partial = results / "raw" / "gpt-cpu" / "partial.json"
+    partial.write_text('{"schema": "hfmatrix.record/1", "family": "gpt"}', encoding="utf-8")
+    (results / "raw" / "bert-cpu" / ".tiny-bert.json.123.tmp").write_text("{", encoding="utf-8")
+    (results / "raw" / "bert-cpu" / ".hidden.json").write_text("{", encoding="utf-8")
+
+    summary = write_report(results)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3
+    assert any(str(bad) in line and "invalid JSON" in line for line in err)
+    assert any(str(not_record) in line and "not a record" in line for line in err)
+    assert any(str(partial) in line and "model_id" in line for line in err)
+    assert {item["path"] for item in summary["unreadable"]} == {
+        str(bad),
+        str(not_record),
+        str(partial),
+    }
+    assert summary["totals"]["total"] == 7
+    assert "## Unreadable records" in (results / "summary.md").read_text(encoding="utf-8")
+
+
+def test_summary_markdown(results: Path) -> None:
+    long_reason = "x" * 200
+    write_record(results, _skipped("vit", "google/vit-base-patch16-224", "cpu", long_reason))
+    write_report(results)
+    text = (results / "summary.md").read_text(encoding="utf-8")
+    assert "**Totals:** 8 records (passed 3, failed 1, error 0, skipped 3, timeout 1)" in text
+    assert re.search(r"^\| family +\| cpu +\| cuda +\| openvino +\|$", text, re.M)
+    assert "passed 2, skipped 1" in text
+    assert "failed 1, timeout 1" in text
+    assert "max \\|diff\\|" in text  # a pipe in a header would split the column
+    lines = text.splitlines()
+    bert_row = next(line for line in lines if line.startswith("| bert ") and "tiny-bert" in line)
+    assert "| cpu " in bert_row and "passed" in bert_row and "1e-06" in bert_row
+    vit_row = next(line for line in lines if "google/vit-base-patch16-224" in line)
+    assert "x" * 79 in vit_row and "x" * 81 not in vit_row
+    assert "Unreadable records" not in text
+
+
+def test_stale_files_removed(results: Path) -> None:
+    write_report(results)
+    assert (results / "by_class" / "gpt_models.json").is_file()
+    for path in (results / "raw").glob("gpt-*"):
+        for child in path.iterdir():
+            child.unlink()
+        path.rmdir()
+    summary = write_report(results)
+    assert sorted(p.name for p in (results / "by_class").iterdir()) == ["bert_models.json"]
+    assert sorted(p.name for p in (results / "by_hardware").iterdir()) == [
+        "cpu_results.json",
+        "cuda_results.json",
+    ]
+    assert set(summary["matrix"]) == {"bert"}
+
+
+@pytest.mark.parametrize("with_raw", [False, True])
+def test_empty_results_dir(tmp_path: Path, with_raw: bool) -> None:
+    results = tmp_path / "test_results"
+    if with_raw:
+        (results / "raw" / "bert-cpu").mkdir(parents=True)
+    summary = write_report(results)
+    assert summary["totals"] == {
+        "passed": 0,
+        "failed": 0,
+        "error": 0,
+        "skipped": 0,
+        "timeout": 0,
+        "total": 0,
+    }
+    assert summary["matrix"] == {} and summary["models"] == [] and summary["unreadable"] == []
+    assert _read(results / "summary.json")["totals"]["total"] == 0
+    assert "0 records" in (results / "summary.md").read_text(encoding="utf-8")
+    assert list((results / "by_class").glob("*.json")) == []
+    assert build_report(results) == {"records": [], "unreadable": []}
+
+
+def test_no_temp_files_left(results: Path) -> None:
+    write_report(results)
+    leftovers = [p for p in results.rglob("*.tmp") if "raw" not in p.parts]
+    assert leftovers == []

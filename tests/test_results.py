@@ -1,0 +1,213 @@
+"""Result records (slugs, atomic writes, environment) and the torch-free hardware probes."""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from hfmatrix import hardware, results
+from hfmatrix.results import (
+    STATUSES,
+    environment,
+    new_record,
+    record_path,
+    skipped_record,
+    slug,
+    write_record,
+)
+
+
+def record(model_id: str = "bert-base-uncased", **changes) -> dict:
+    rec = new_record("bert", "BertForMaskedLM", model_id, "hub", "cpu")
+    rec.update(changes)
+    return rec
+
+
+def files_under(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
+
+
+def fake_dist(site: Path, name: str, version: str) -> None:
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+
+
+def fake_smi(tmp_path: Path, monkeypatch, body: str) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    script = bindir / "nvidia-smi"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+# --- slugs and paths -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model_id", "expected"),
+    [
+        ("bert-base-uncased", "bert-base-uncased"),
+        ("meta-llama/Llama-2-7b-hf", "meta-llama--Llama-2-7b-hf"),
+        ("/abs/path/dir", "abs--path--dir"),
+        ("/abs/path/dir/", "abs--path--dir"),
+        ("google/vit-base-patch16-224", "google--vit-base-patch16-224"),
+        ("a b:c", "a--b--c"),
+        ("///", "model"),
+        ("", "model"),
+    ],
+)
+def test_slug(model_id, expected):
+    assert slug(model_id) == expected
+
+
+@pytest.mark.parametrize("model_id", ["../../etc/passwd", "a/../../b", "..", "x\\y"])
+def test_record_path_stays_in_session_dir(tmp_path, model_id):
+    path = record_path(tmp_path, record(model_id))
+    assert path.parent == tmp_path / "raw" / "bert-cpu"
+    assert "/" not in slug(model_id) and "\\" not in slug(model_id)
+
+
+def test_record_path(tmp_path):
+    rec = record("meta-llama/Llama-2-7b-hf")
+    expected = tmp_path / "raw" / "bert-cpu" / "meta-llama--Llama-2-7b-hf.json"
+    assert record_path(tmp_path, rec) == expected
+
+
+def test_new_record_has_schema_keys():
+    rec = record()
+    keys = {"schema", "family", "model_class", "model_id", "tier", "hardware", "status"}
+    keys |= {"reason", "tests", "numerics", "environment", "started_at", "duration_s"}
+    assert keys <= rec.keys()
+    assert rec["schema"] == results.SCHEMA
+    assert rec["session"] == "bert-cpu"
+    assert rec["status"] in STATUSES
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def test_write_record_round_trips(tmp_path):
+    rec = record("meta-llama/Llama-2-7b-hf", status="passed", tests={"pipeline": {"ok": 1}})
+    path = write_record(tmp_path, rec)
+    assert path == tmp_path / "raw" / "bert-cpu" / "meta-llama--Llama-2-7b-hf.json"
+    assert json.loads(path.read_text(encoding="utf-8")) == rec
+    assert files_under(tmp_path) == ["raw/bert-cpu/meta-llama--Llama-2-7b-hf.json"]
+
+
+def test_write_record_overwrites_and_serialises_odd_values(tmp_path):
+    write_record(tmp_path, record(status="failed"))
+    path = write_record(tmp_path, record(status="passed", checkpoint=tmp_path))
+    data = json.loads(path.read_text())
+    assert data["status"] == "passed"
+    assert data["checkpoint"] == str(tmp_path)
+    assert files_under(tmp_path) == ["raw/bert-cpu/bert-base-uncased.json"]
+
+
+@pytest.mark.parametrize("status", ["ok", "PASSED", "", None])
+def test_write_record_rejects_bad_status(tmp_path, status):
+    with pytest.raises(ValueError, match="bad status"):
+        write_record(tmp_path, record(status=status))
+    assert not (tmp_path / "raw").exists()
+
+
+def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path):
+    path = write_record(tmp_path, record(status="passed"))
+    before = path.read_bytes()
+    broken = record(status="failed")
+    broken["tests"]["loop"] = broken  # json.dump raises ValueError: circular reference
+    with pytest.raises(ValueError):
+        write_record(tmp_path, broken)
+    assert path.read_bytes() == before
+    assert files_under(tmp_path) == ["raw/bert-cpu/bert-base-uncased.json"]
+
+
+@pytest.mark.parametrize("status", STATUSES)
+def test_every_status_is_writable(tmp_path, status):
+    assert json.loads(write_record(tmp_path, record(status=status)).read_text())["status"] == status
+
+
+# --- environment and skipped records ---------------------------------------------------------
+
+
+def test_environment_contents_and_stable_fingerprint():
+    first, second = environment(), environment()
+    assert {"python", "platform", "packages", "fingerprint", "torch", "transformers"} <= set(first)
+    assert first["python"].count(".") == 2
+    assert first["packages"]["pytest"] == metadata.version("pytest")
+    assert list(first["packages"]) == sorted(first["packages"])
+    assert len(first["fingerprint"]) == 16
+    assert first["fingerprint"] == second["fingerprint"]
+    assert first["device"] == {}
+    assert environment({"name": "x"})["device"] == {"name": "x"}
+
+
+def test_fingerprint_changes_with_packages(tmp_path, monkeypatch):
+    before = environment()["fingerprint"]
+    fake_dist(tmp_path, "hfmatrix-fake-pkg", "1.0")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    env = environment()
+    assert env["packages"]["hfmatrix-fake-pkg"] == "1.0"
+    assert env["fingerprint"] != before
+
+
+def test_environment_reports_the_version_that_is_imported(tmp_path, monkeypatch):
+    fake_dist(tmp_path / "shadowed", "hfmatrix-fake-pkg", "1.0")
+    fake_dist(tmp_path / "active", "hfmatrix-fake-pkg", "2.0")
+    monkeypatch.syspath_prepend(str(tmp_path / "shadowed"))
+    monkeypatch.syspath_prepend(str(tmp_path / "active"))
+    assert metadata.version("hfmatrix-fake-pkg") == "2.0"
+    assert environment()["packages"]["hfmatrix-fake-pkg"] == "2.0"
+
+
+def test_skipped_record(tmp_path):
+    rec = skipped_record("bert", "BertForMaskedLM", "bert-base-uncased", "hub", "cuda", "no GPU")
+    assert rec["status"] == "skipped"
+    assert rec["reason"] == "no GPU"
+    assert rec["session"] == "bert-cuda"
+    assert rec["environment"]["fingerprint"]
+    assert json.loads(write_record(tmp_path, rec).read_text())["reason"] == "no GPU"
+
+
+# --- hardware probes -------------------------------------------------------------------------
+
+
+def test_probe_cpu_and_openvino():
+    assert hardware.probe("cpu") is None
+    reason = hardware.probe("openvino")
+    assert isinstance(reason, str) and reason
+    assert "unknown hardware" in hardware.probe("tpu")
+
+
+def test_probe_cuda_without_nvidia_smi(monkeypatch):
+    monkeypatch.setattr(hardware.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(hardware.glob, "glob", lambda _pattern: [])
+    reason = hardware.probe("cuda")
+    assert reason and "nvidia-smi" in reason
+
+
+def test_probe_cuda_device_node_without_nvidia_smi(monkeypatch):
+    monkeypatch.setattr(hardware.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(hardware.glob, "glob", lambda _pattern: ["/dev/nvidia0"])
+    assert hardware.probe("cuda") is None
+
+
+def test_probe_cuda_with_fake_nvidia_smi(tmp_path, monkeypatch):
+    fake_smi(tmp_path, monkeypatch, 'echo "GPU 0: Fake (UUID: GPU-0)"')
+    assert hardware.probe("cuda") is None
+
+
+def test_probe_cuda_nvidia_smi_fails(tmp_path, monkeypatch):
+    fake_smi(tmp_path, monkeypatch, 'echo "driver mismatch" >&2; exit 9')
+    reason = hardware.probe("cuda")
+    assert reason and "driver mismatch" in reason
+
+
+def test_device_names():
+    assert hardware.device("cuda") == "cuda:0"
+    assert hardware.device("cpu") == hardware.device("openvino") == "cpu"

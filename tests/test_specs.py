@@ -1,0 +1,293 @@
+"""env_specs/*.toml and overrides.json: loading and validation errors that name file and line."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from hfmatrix.errors import UserError
+from hfmatrix.specs import (
+    FamilySpec,
+    HardwareSpec,
+    Override,
+    load_family_spec,
+    load_hardware_spec,
+    load_overrides,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT / "env_specs"
+
+FAMILY = """\
+family = "bert"
+class = "BertForMaskedLM"
+task = "fill-mask"
+default_model = "bert-base-uncased"
+dependencies = [
+    "transformers>=4.46",
+    "tokenizers>=0.20",
+]
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def family_error(tmp_path: Path, text: str, name: str = "bert") -> UserError:
+    path = write(tmp_path / f"{name}.toml", text)
+    with pytest.raises(UserError) as info:
+        load_family_spec(path)
+    return info.value
+
+
+def overrides_error(tmp_path: Path, data: object) -> UserError:
+    text = data if isinstance(data, str) else json.dumps(data, indent=2)
+    path = write(tmp_path / "overrides.json", text)
+    with pytest.raises(UserError) as info:
+        load_overrides(path)
+    return info.value
+
+
+def test_user_error_format_and_exit_code():
+    assert UserError.exit_code == 2
+    assert str(UserError("bad", "f.toml", 3)) == "f.toml:3: bad"
+    assert str(UserError("bad", "f.toml")) == "f.toml: bad"
+    assert str(UserError("bad")) == "bad"
+
+
+# --- the repository's own specs ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", sorted(SPECS.glob("*.toml")), ids=lambda p: p.stem)
+def test_repo_family_specs_load(path):
+    spec = load_family_spec(path)
+    assert isinstance(spec, FamilySpec)
+    assert spec.family == path.stem
+    assert spec.model_class and spec.task and spec.default_model
+    assert spec.dependencies
+    assert any(dep.startswith("transformers") for dep in spec.dependencies)
+
+
+def test_repo_bert_spec_values():
+    spec = load_family_spec(SPECS / "bert.toml")
+    assert (spec.model_class, spec.task, spec.default_model) == (
+        "BertForMaskedLM",
+        "fill-mask",
+        "bert-base-uncased",
+    )
+
+
+@pytest.mark.parametrize("path", sorted((SPECS / "hardware").glob("*.toml")), ids=lambda p: p.stem)
+def test_repo_hardware_specs_load(path):
+    spec = load_hardware_spec(path)
+    assert isinstance(spec, HardwareSpec)
+    assert spec.hardware == path.stem
+    assert all(isinstance(dep, str) for dep in spec.dependencies)
+
+
+def test_repo_has_cpu_cuda_openvino():
+    names = {path.stem for path in (SPECS / "hardware").glob("*.toml")}
+    assert {"cpu", "cuda", "openvino"} <= names
+
+
+def test_repo_overrides_load():
+    overrides = load_overrides(ROOT / "overrides.json")
+    assert all(isinstance(value, Override) for value in overrides.values())
+    llama = overrides["meta-llama/Llama-2-7b-hf"]
+    assert llama.additional_deps == ["bitsandbytes>=0.39.0"]
+    assert llama.requires_remote_code is True
+
+
+# --- family spec errors ----------------------------------------------------------------------
+
+
+def test_family_spec_valid_and_optional_description(tmp_path):
+    spec = load_family_spec(write(tmp_path / "bert.toml", FAMILY))
+    assert spec.description == ""
+    assert spec.dependencies == ["transformers>=4.46", "tokenizers>=0.20"]
+
+
+def test_malformed_toml_names_file_and_line(tmp_path):
+    err = family_error(tmp_path, FAMILY.replace('task = "fill-mask"', "task = "))
+    assert f"{tmp_path / 'bert.toml'}:3:" in str(err)
+    assert err.line == 3
+    assert "invalid TOML" in str(err)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(UserError, match="file not found"):
+        load_family_spec(tmp_path / "nope.toml")
+
+
+def test_unknown_key_names_line(tmp_path):
+    err = family_error(tmp_path, FAMILY + 'colour = "red"\n')
+    assert "unknown key 'colour'" in str(err)
+    assert f"bert.toml:{FAMILY.count(chr(10)) + 1}:" in str(err)
+
+
+@pytest.mark.parametrize("key", ["family", "class", "task", "default_model", "dependencies"])
+def test_missing_key(tmp_path, key):
+    start = FAMILY.index(f"{key} =")
+    end = len(FAMILY) if key == "dependencies" else FAMILY.index("\n", start) + 1
+    err = family_error(tmp_path, FAMILY[:start] + FAMILY[end:])
+    assert f"missing key {key!r}" in str(err)
+    assert str(tmp_path / "bert.toml") in str(err)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line"),
+    [
+        ('task = "fill-mask"', "task = 3", 3),
+        ('class = "BertForMaskedLM"', "class = true", 2),
+        ('default_model = "bert-base-uncased"', 'default_model = ["x"]', 4),
+    ],
+)
+def test_wrong_type_names_key_line(tmp_path, old, new, line):
+    err = family_error(tmp_path, FAMILY.replace(old, new))
+    assert "must be str" in str(err)
+    assert f"bert.toml:{line}:" in str(err)
+
+
+def test_dependencies_must_be_list_of_strings(tmp_path):
+    start = FAMILY.index("dependencies")
+    err = family_error(tmp_path, FAMILY[:start] + 'dependencies = "torch"\n')
+    assert "must be list" in str(err)
+    err = family_error(tmp_path, FAMILY[:start] + 'dependencies = ["torch", 2]\n')
+    assert "must hold strings" in str(err)
+
+
+def test_family_name_must_match_file_name(tmp_path):
+    err = family_error(tmp_path, FAMILY, name="gpt")
+    assert "does not match the file name" in str(err)
+    assert f"{tmp_path / 'gpt.toml'}:1:" in str(err)
+
+
+def test_family_mismatch_in_repo_spec_names_key_line(tmp_path):
+    text = (SPECS / "bert.toml").read_text().replace('family = "bert"', 'family = "gpt"')
+    line = text.splitlines().index('family = "gpt"') + 1
+    err = family_error(tmp_path, text)
+    assert f"bert.toml:{line}:" in str(err)
+
+
+@pytest.mark.parametrize("bad", ["torch>>2", "foo[bar", "torch=="])
+def test_invalid_requirement_names_file_and_line(tmp_path, bad):
+    text = FAMILY.replace('"tokenizers>=0.20"', f'"{bad}"')
+    err = family_error(tmp_path, text)
+    assert f"{tmp_path / 'bert.toml'}:7:" in str(err)
+    assert f"invalid requirement {bad!r}" in str(err)
+
+
+def test_invalid_hardware_requirement_names_line(tmp_path):
+    path = write(
+        tmp_path / "cpu.toml", 'hardware = "cpu"\ndependencies = [\n  "torch",\n  "torch>>2",\n]\n'
+    )
+    with pytest.raises(UserError, match=r"cpu\.toml:4: invalid requirement 'torch>>2'"):
+        load_hardware_spec(path)
+
+
+def test_invalid_requirement_message_is_one_line(tmp_path):
+    err = family_error(tmp_path, FAMILY.replace('"tokenizers>=0.20"', '"torch>>2"'))
+    assert "\n" not in str(err)
+
+
+def test_empty_requirement_names_its_line(tmp_path):
+    err = family_error(tmp_path, FAMILY.replace('"tokenizers>=0.20"', '""'))
+    assert err.line == 7
+
+
+def test_hardware_name_must_match_file_name(tmp_path):
+    path = write(tmp_path / "cuda.toml", 'hardware = "cpu"\ndependencies = []\n')
+    with pytest.raises(UserError, match="does not match the file name"):
+        load_hardware_spec(path)
+
+
+def test_hardware_unknown_and_missing_keys(tmp_path):
+    path = write(tmp_path / "cpu.toml", 'hardware = "cpu"\ndependencies = []\nextra = 1\n')
+    with pytest.raises(UserError, match=r"cpu\.toml:3: unknown key 'extra'"):
+        load_hardware_spec(path)
+    path = write(tmp_path / "cpu.toml", 'hardware = "cpu"\n')
+    with pytest.raises(UserError, match="missing key 'dependencies'"):
+        load_hardware_spec(path)
+
+
+# --- overrides.json --------------------------------------------------------------------------
+
+
+def test_overrides_valid_and_defaults(tmp_path):
+    path = write(
+        tmp_path / "overrides.json",
+        json.dumps(
+            {
+                "a": {"additional_deps": ["x>=1", "y"], "requires_remote_code": True},
+                "b": {"notes": "n"},
+                "c": {},
+            }
+        ),
+    )
+    overrides = load_overrides(path)
+    assert overrides["a"] == Override(["x>=1", "y"], True, "")
+    assert overrides["b"] == Override([], False, "n")
+    assert overrides["c"] == Override()
+
+
+def test_overrides_bad_json_names_line(tmp_path):
+    err = overrides_error(tmp_path, '{\n  "a": {\n    "notes": "x",\n  }\n}\n')
+    assert f"{tmp_path / 'overrides.json'}:4:" in str(err)
+    assert "invalid JSON" in str(err)
+
+
+def test_overrides_top_level_must_be_object(tmp_path):
+    err = overrides_error(tmp_path, ["a"])
+    assert "must be a table/object" in str(err)
+
+
+def test_overrides_entry_must_be_object(tmp_path):
+    err = overrides_error(tmp_path, {"a": {}, "b": ["x"]})
+    assert "must be a table/object, not list" in str(err)
+    assert err.line == 3
+
+
+def test_overrides_unknown_key(tmp_path):
+    err = overrides_error(tmp_path, {"a": {"additional_dep": ["x"]}})
+    assert "unknown key 'additional_dep'" in str(err)
+    assert err.line == 3
+
+
+@pytest.mark.parametrize(
+    ("value", "message", "line"),
+    [
+        ("x>=1", "must be list", 3),
+        ({"x": 1}, "must be list", 3),
+        (["x", 1], "must hold strings", 3),
+        (["x", None], "must hold strings", 3),
+        (["ok", "torch>>2"], "invalid requirement 'torch>>2'", 5),
+    ],
+)
+def test_overrides_bad_additional_deps(tmp_path, value, message, line):
+    err = overrides_error(tmp_path, {"m": {"additional_deps": value}})
+    assert message in str(err)
+    assert f"{tmp_path / 'overrides.json'}:{line}:" in str(err)
+
+
+@pytest.mark.parametrize("value", [1, 0, "true", None, [True]])
+def test_overrides_requires_remote_code_must_be_bool(tmp_path, value):
+    err = overrides_error(tmp_path, {"m": {"requires_remote_code": value}})
+    assert "requires_remote_code must be bool" in str(err)
+    assert err.line == 3
+
+
+def test_overrides_notes_must_be_str(tmp_path):
+    err = overrides_error(tmp_path, {"m": {"notes": 5}})
+    assert "notes must be str" in str(err)
+
+
+def test_overrides_error_names_line_of_offending_entry(tmp_path):
+    data = {"a": {"requires_remote_code": True}, "b": {"requires_remote_code": 1}}
+    err = overrides_error(tmp_path, data)
+    assert err.line == 6
