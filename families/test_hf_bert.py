@@ -49,11 +49,20 @@ TINY_CONFIG = dict(  # transformers' BertModelTester sizes, with the vocabulary 
 )  # fmt: skip
 SEED, INIT_STD = 1234, 0.5
 
-# Golden values of the tiny checkpoint on PROMPT.
-GOLDEN_INPUT_IDS = []
-GOLDEN_LOGITS = []  # logits[0, :3, :5]
-GOLDEN_TOP_TOKENS = []
-GOLDEN_TOP_SCORES = []
+# Golden values of the tiny checkpoint on PROMPT (fp32, CPU).
+GOLDEN_INPUT_IDS = [2, 137, 67, 62, 4, 63, 138, 5, 3]
+GOLDEN_LOGITS = [  # logits[0, :3, :5]
+    [1.657873, 2.209316, -4.001397, 0.116846, 0.058523],
+    [1.933452, 2.66137, -4.698655, -0.237187, -0.071769],
+    [2.204022, 3.25332, -5.288403, -0.192979, -0.88368],
+]
+GOLDEN_LOGITS_STATS = [  # per position: mean and std of the logits over the vocabulary
+    [0.275669, 3.842459], [0.215258, 3.766723], [0.131036, 3.67106],
+    [0.41283, 3.366697], [0.417579, 3.465505], [0.224718, 3.891962],
+    [0.268184, 3.827034], [0.144969, 3.65077], [0.307738, 3.639375],
+]  # fmt: skip
+GOLDEN_TOP_TOKENS = ["##r", "##o", "after", "t", "##ly"]
+GOLDEN_TOP_SCORES = [0.257127, 0.241528, 0.120213, 0.074307, 0.039298]
 
 
 class TestBertModels(FamilyTest):
@@ -115,6 +124,8 @@ class TestBertModels(FamilyTest):
         if self.tier == "tiny":
             checks.append(equal("input_ids", input_ids, GOLDEN_INPUT_IDS))
             checks.append(close("logits_slice", logits[0, :3, :5], GOLDEN_LOGITS, ATOL))
+            stats = torch.stack([logits[0].mean(-1), logits[0].std(-1)], dim=-1)
+            checks.append(close("logits_stats", stats, GOLDEN_LOGITS_STATS, ATOL))
         return checks
 
 

@@ -67,8 +67,8 @@ def seed_parameters(model: Any, seed: int, std: float) -> None:
     """Fill every parameter from a generator seeded by (seed, parameter name).
 
     Independent of transformers' own initialisation, so the weights (and the golden
-    values computed from them) only change when the recipe does. Tied parameters are
-    filled once.
+    values computed from them) only change when the recipe does. Normalisation weights
+    are 1 + noise, as in a trained network; tied parameters are filled once.
     """
     import torch
 
@@ -77,4 +77,6 @@ def seed_parameters(model: Any, seed: int, std: float) -> None:
             key = hashlib.sha256(f"{seed}:{name}".encode()).digest()
             generator = torch.Generator().manual_seed(int.from_bytes(key[:8], "little"))
             values = torch.randn(param.shape, generator=generator, dtype=torch.float32) * std
+            if param.dim() == 1 and "norm" in name.lower() and name.endswith("weight"):
+                values += 1.0
             param.copy_(values.to(param.dtype))
