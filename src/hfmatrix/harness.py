@@ -36,12 +36,11 @@ class FamilyTest:
     def __init__(self, model_id: str, project: Project | None = None):
         self.project = project or Project.find(Path(inspect.getfile(type(self))).parent)
         self.spec = self.project.family_spec(self.family)
-        tiny = self.project.tiny_model(self.family)
-        self.model_id = tiny.model_id if model_id == "tiny" else model_id
-        entry = self.project.models.get(self.model_id)
-        self.tier = entry.tier if entry else ("local" if Path(model_id).is_dir() else "hub")
-        self.model_class = entry.model_class if entry else self.spec.model_class
-        self.task = entry.task if entry else self.spec.task
+        if model_id == "tiny":
+            model_id = self.project.tiny_model(self.family).model_id
+        entry = self.project.model_entry(self.family, model_id)
+        self.model_id, self.tier = model_id, entry.tier
+        self.model_class, self.task = entry.model_class, entry.task
         self.device = "cpu"
         self._source: Source | None = None
 

@@ -69,6 +69,16 @@ class Project:
     def family_models(self, family: str) -> list[ModelEntry]:
         return family_models(self.models, family)
 
+    def model_entry(self, family: str, model_id: str) -> ModelEntry:
+        """The registry entry of ``model_id``, or one made from the family spec for an id or
+        directory that models.json does not list."""
+        entry = self.models.get(model_id)
+        if entry is not None:
+            return entry
+        spec = self.family_spec(family)
+        tier = "local" if Path(model_id).expanduser().is_dir() else "hub"
+        return ModelEntry(model_id, spec.model_class, family, spec.task, tier, "argument")
+
     def tiny_model(self, family: str) -> ModelEntry:
         for entry in self.family_models(family):
             if entry.tier == "tiny":

@@ -1,0 +1,111 @@
+"""hfmatrix sessions: one per family, parametrized by hardware; plus tests, report and lint.
+
+nox -s bert                          every hardware variant of the bert family
+nox -s "bert(hardware='cpu')"        one family on one backend
+nox -t cuda                          one backend across families
+nox -s bert -- --model bert-base-uncased
+nox -s report                        merge results into test_results/
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from hfmatrix import hardware, results  # noqa: E402 - torch-free parts of the harness
+from hfmatrix.cli import run_parser  # noqa: E402
+from hfmatrix.errors import UserError  # noqa: E402
+from hfmatrix.project import Project  # noqa: E402
+
+nox.options.default_venv_backend = "uv"
+nox.options.error_on_external_run = True
+
+PROJECT = Project(ROOT)
+FAMILIES = PROJECT.families()
+# Probed once, without torch: a backend this machine lacks gets no virtualenv at all.
+UNUSABLE = {hw: hardware.probe(hw) for hw in PROJECT.hardware_names()}
+nox.options.sessions = [*FAMILIES, "report"]
+
+
+def hardware_params() -> list:
+    """One param per backend; ``python=False`` (no environment) where the backend is missing."""
+    return [
+        nox.param(hw, False if UNUSABLE[hw] else None, id=f"hardware={hw!r}", tags=[hw])
+        for hw in UNUSABLE
+    ]
+
+
+def user_error(message: str) -> None:
+    """A mistake in the user's input: one line, exit status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def run_family(session: nox.Session, family: str, hw: str) -> None:
+    """Build the family's environment for ``hw`` and run its tests through pytest."""
+    args = run_parser(f"nox -s {family} --").parse_args(session.posargs)
+    if args.hardware or args.all_hardware:
+        user_error(
+            f"the session picks the hardware: nox -s \"{family}(hardware='...')\" or nox -t HW"
+        )
+    try:
+        models = PROJECT.select_models(family, args.model, args.all_models)
+        requirements = PROJECT.install_requirements(family, hw, models)
+    except UserError as exc:
+        user_error(str(exc))
+    out = Path(args.results_dir) if args.results_dir else PROJECT.results_dir
+    if UNUSABLE[hw]:
+        for model_id in models:
+            entry = PROJECT.model_entry(family, model_id)
+            record = results.skipped_record(
+                family, entry.model_class, model_id, entry.tier, hw, UNUSABLE[hw]
+            )
+            results.write_record(out, record)
+        session.skip(f"{hw}: {UNUSABLE[hw]} (recorded in {out / 'raw'})")
+    session.install("-e", str(ROOT), *requirements)
+    session.run(
+        "python", "-m", "pytest", str(ROOT / "families" / f"test_hf_{family}.py"),
+        f"--hardware={hw}", f"--results-dir={out}",
+        f"--junitxml={out / 'junit' / f'{results.session_name(family, hw)}.xml'}",
+        "-p", "no:cacheprovider", "-v", "-rs", *session.posargs,
+    )  # fmt: skip
+
+
+def family_session(family: str) -> None:
+    @nox.session(name=family, tags=[family])
+    @nox.parametrize(["hardware", "python"], hardware_params())
+    def session(session: nox.Session, hardware: str) -> None:
+        run_family(session, family, hardware)
+
+    session.__doc__ = f"The {family} family ({PROJECT.family_spec(family).model_class})."
+
+
+for _family in FAMILIES:
+    family_session(_family)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The framework's own test suite."""
+    session.install("-e", f"{ROOT}[test]", *PROJECT.install_requirements("bert", "cpu", []))
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def report(session: nox.Session) -> None:
+    """Merge every raw record into test_results/ (by_class, by_hardware, summary)."""
+    session.install("-e", str(ROOT))
+    session.run("python", "-m", "hfmatrix", "report", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
