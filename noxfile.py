@@ -82,7 +82,9 @@ def family_session(family: str) -> None:
     def session(session: nox.Session, hardware: str) -> None:
         run_family(session, family, hardware)
 
-    session.__doc__ = f"The {family} family ({PROJECT.family_spec(family).model_class})."
+    session.__doc__ = (
+        f"The {family} family (env_specs/{family}.toml, families/test_hf_{family}.py)."
+    )
 
 
 for _family in FAMILIES:

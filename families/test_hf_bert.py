@@ -18,7 +18,7 @@ from transformers import (
     pipeline,
 )
 
-from hfmatrix.checkpoints import seed_parameters
+from hfmatrix.checkpoints import seed_parameters, vocab_sha256, weights_sha256
 from hfmatrix.checks import Check, close, equal, truth
 from hfmatrix.cli import family_main
 from hfmatrix.harness import FamilyTest
@@ -49,7 +49,10 @@ TINY_CONFIG = dict(  # transformers' BertModelTester sizes, with the vocabulary 
 )  # fmt: skip
 SEED, INIT_STD = 1234, 0.5
 
-# Golden values of the tiny checkpoint on PROMPT (fp32, CPU).
+# Golden values of the tiny checkpoint: its weights and vocabulary as loaded, and its
+# outputs on PROMPT (fp32, CPU).
+GOLDEN_WEIGHTS_SHA256 = "1dcb03da1e1257e6c7b29b6468753c0ab1688b3647fb8595d73fb72910179537"
+GOLDEN_VOCAB_SHA256 = "b54f7e7611fc482db4d63cf6f293c7e4ff3cf41e44d46e2ac52cd7408975497f"
 GOLDEN_INPUT_IDS = [2, 137, 67, 62, 4, 63, 138, 5, 3]
 GOLDEN_LOGITS = [  # logits[0, :3, :5]
     [1.657873, 2.209316, -4.001397, 0.116846, 0.058523],
@@ -122,6 +125,8 @@ class TestBertModels(FamilyTest):
                   top.values, ATOL),
         ]  # fmt: skip
         if self.tier == "tiny":
+            checks.append(equal("weights_sha256", weights_sha256(model), GOLDEN_WEIGHTS_SHA256))
+            checks.append(equal("vocab_sha256", vocab_sha256(tokenizer), GOLDEN_VOCAB_SHA256))
             checks.append(equal("input_ids", input_ids, GOLDEN_INPUT_IDS))
             checks.append(close("logits_slice", logits[0, :3, :5], GOLDEN_LOGITS, ATOL))
             stats = torch.stack([logits[0].mean(-1), logits[0].std(-1)], dim=-1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -80,3 +81,21 @@ def seed_parameters(model: Any, seed: int, std: float) -> None:
             if param.dim() == 1 and "norm" in name.lower() and name.endswith("weight"):
                 values += 1.0
             param.copy_(values.to(param.dtype))
+
+
+def weights_sha256(model: Any) -> str:
+    """A hash of every tensor of ``model.state_dict()`` (name, dtype, shape, bytes), as loaded:
+    independent of the file format, sensitive to any weight."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}:{flat.dtype}:{tuple(tensor.shape)}\0".encode())
+        values = flat.float() if flat.is_floating_point() else flat
+        digest.update(values.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def vocab_sha256(tokenizer: Any) -> str:
+    """A hash of a tokenizer's vocabulary (token -> id), independent of its file format."""
+    items = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
+    return hashlib.sha256(json.dumps(items, ensure_ascii=False).encode()).hexdigest()
