@@ -1,0 +1,116 @@
+"""End to end through the real nox sessions: environments built by uv, records, the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from hfmatrix import hardware
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.e2e
+
+
+def nox(noxfile: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "nox", "-f", str(noxfile), "--reuse-venv", "yes", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> tuple[Path, dict]:
+    tmp = tmp_path_factory.mktemp("nox")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NOX_")}
+    env.update(
+        HFMATRIX_RESULTS_DIR=str(tmp / "results"),
+        HFMATRIX_CACHE=str(tmp / "cache"),
+        HF_HOME=str(tmp / "hf"),
+        HF_HUB_OFFLINE="1",
+    )
+    return tmp, env
+
+
+@pytest.fixture(scope="module")
+def bert_run(workspace) -> tuple[subprocess.CompletedProcess, Path]:
+    tmp, env = workspace
+    sessions = [f"bert(hardware={hw!r})" for hw in ("cpu", "cuda", "openvino")]
+    done = nox(ROOT / "noxfile.py", env, "--envdir", str(tmp / "envs"), "-s", *sessions, "report")
+    return done, tmp
+
+
+def test_bert_sessions_and_report(bert_run):
+    done, tmp = bert_run
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp / "results" / "summary.json").read_text())
+    rows = {(row["model_id"], row["hardware"]): row for row in summary["models"]}
+    tiny = rows["tiny-bert", "cpu"]
+    assert tiny["status"] == "passed"
+    assert tiny["tests"] == {"pipeline": "passed", "from_pretrained": "passed"}
+    assert tiny["max_abs_diff"] <= tiny["atol"] == 1e-4
+    hub = rows["bert-base-uncased", "cpu"]
+    assert hub["status"] == "skipped" and "HF_HUB_OFFLINE" in hub["reason"]
+    assert summary["matrix"]["bert"]["cpu"]["status"] == "passed"
+    for hw in ("cuda", "openvino"):
+        reason = hardware.probe(hw)
+        if reason:  # a backend this machine lacks: a recorded skip and no environment
+            assert rows["tiny-bert", hw]["status"] == "skipped"
+            assert rows["tiny-bert", hw]["reason"] == reason
+            assert not (tmp / "envs" / f"bert-hardware-{hw}").exists()
+    assert (tmp / "results" / "by_class" / "bert_models.json").is_file()
+    assert (tmp / "results" / "by_hardware" / "cpu_results.json").is_file()
+    assert "| bert" in (tmp / "results" / "summary.md").read_text()
+
+
+def test_junit_xml_has_one_case_per_model(bert_run):
+    _, tmp = bert_run
+    cases = ET.parse(tmp / "results" / "junit" / "bert-cpu.xml").getroot().iter("testcase")
+    names = sorted(case.get("name") for case in cases)
+    assert names == ["TestBertModels[bert-base-uncased-cpu]", "TestBertModels[tiny-bert-cpu]"]
+
+
+def test_report_environment_has_no_torch(bert_run):
+    _, tmp = bert_run
+    python = tmp / "envs" / "report" / "bin" / "python"
+    assert subprocess.run([python, "-c", "import torch"], capture_output=True).returncode != 0
+
+
+def test_posargs_reach_the_run(bert_run, workspace):
+    tmp, env = workspace
+    results = tmp / "posargs"
+    args = ("-s", "bert(hardware='cpu')", "--", "--model", "tiny", "--results-dir", str(results))
+    done = nox(ROOT / "noxfile.py", env, "--envdir", str(tmp / "envs"), *args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [p.name for p in (results / "raw" / "bert-cpu").glob("*.json")] == ["tiny-bert.json"]
+
+
+def test_unknown_flag_exits_2_in_one_line(workspace):
+    tmp, env = workspace
+    done = nox(ROOT / "noxfile.py", env, "--envdir", str(tmp / "envs"),
+               "-s", "bert(hardware='cuda')", "--", "--bogus")  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "nox -s bert --: error: unrecognized arguments: --bogus"
+    )
+
+
+def test_invalid_requirement_exits_2_naming_file_and_line(workspace):
+    tmp, env = workspace
+    copy = tmp / "project"
+    copy.mkdir()
+    for name in ("noxfile.py", "pyproject.toml", "README.md", "models.json", "overrides.json"):
+        shutil.copy(ROOT / name, copy / name)
+    for name in ("src", "families", "env_specs"):
+        shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+    spec = copy / "env_specs" / "hardware" / "cpu.toml"
+    spec.write_text(spec.read_text().replace('"torch>=2.4"', '"torch>>2.4"'))
+    done = nox(
+        copy / "noxfile.py", env, "--envdir", str(tmp / "envs2"), "-s", "bert(hardware='cpu')"
+    )
+    assert done.returncode == 2
+    assert f"{spec}:3: invalid requirement 'torch>>2.4'" in done.stderr.strip().splitlines()[-1]
