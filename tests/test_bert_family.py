@@ -204,3 +204,14 @@ def test_script_user_errors_exit_2_in_one_line(isolated, args, message):
     done = script(*args)
     assert done.returncode == 2
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_checkpoint_that_cannot_be_built_is_an_error_record(bert_family, monkeypatch):
+    def broken(self, path):
+        raise RuntimeError("recipe broke")
+
+    monkeypatch.setattr(bert_family.TestBertModels, "build_tiny", broken)
+    record = run(bert_family)
+    assert record["status"] == "error"
+    assert record["reason"] == "RuntimeError: recipe broke"
+    assert record["environment"]["python"]

@@ -128,25 +128,34 @@ class FamilyTest:
             self.family, self.model_class, self.model_id, self.tier, hardware
         )
         record["task"] = self.task
-        reason = self._skip_reason(hardware)
-        if reason is None:
-            _quiet_transformers()
-            record["checkpoint"] = self._checkpoint_facts()
-            tests = {
-                "pipeline": run_one(self.test_pipeline, hardware),
-                "from_pretrained": run_one(self.test_from_pretrained, hardware),
-            }
-            record["tests"] = tests
-            record["status"], record["reason"] = verdict(tests)
-            every_check = [Check(**c) for t in tests.values() for c in t.get("checks", [])]
-            reference = "golden values" if self.tier == "tiny" else "self-consistency"
-            record["numerics"] = numerics(every_check, reference)
-            record["source"] = {"location": self.source.location, "origin": self.source.origin}
-            record["environment"] = results.environment(hardware_facts(hardware))
-        else:
-            record.update(status="skipped", reason=reason, environment=results.environment())
+        try:
+            reason = self._skip_reason(hardware)
+            if reason is None:
+                self._run_all(record, hardware)
+            else:
+                record.update(status="skipped", reason=reason)
+        except Exception as exc:  # e.g. the tiny checkpoint could not be built
+            record.update(status="error", reason=f"{type(exc).__name__}: {exc}"[:2000])
+        usable = hardware_module.usable(hardware) is None
+        record["environment"] = results.environment(hardware_facts(hardware) if usable else None)
         record["duration_s"] = round(time.perf_counter() - start, 3)
         return record
+
+    def _run_all(self, record: dict[str, Any], hardware: str) -> None:
+        _quiet_transformers()
+        source = self.source
+        record["source"] = {"location": source.location, "origin": source.origin}
+        if self.tier == "tiny":
+            record["checkpoint"] = checkpoints.describe(Path(source.location))
+        tests = {
+            "pipeline": run_one(self.test_pipeline, hardware),
+            "from_pretrained": run_one(self.test_from_pretrained, hardware),
+        }
+        record["tests"] = tests
+        record["status"], record["reason"] = verdict(tests)
+        every_check = [Check(**c) for t in tests.values() for c in t.get("checks", [])]
+        reference = "golden values" if self.tier == "tiny" else "self-consistency"
+        record["numerics"] = numerics(every_check, reference)
 
     def _skip_reason(self, hardware: str) -> str | None:
         override = self.project.overrides.get(self.model_id)
@@ -160,9 +169,6 @@ class FamilyTest:
         except Unavailable as exc:
             return str(exc)
         return None
-
-    def _checkpoint_facts(self) -> dict[str, Any] | None:
-        return checkpoints.describe(Path(self.source.location)) if self.tier == "tiny" else None
 
 
 def weights_complete(info: dict[str, Any]) -> Check:
