@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import nox
+from nox.command import CommandFailed
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -40,10 +41,20 @@ def hardware_params() -> list:
     ]
 
 
-def user_error(message: str) -> None:
+def user_error(error: UserError | str) -> None:
     """A mistake in the user's input: one line, exit status 2."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
+    print(f"error: {error}", file=sys.stderr)
+    raise SystemExit(UserError.exit_code)
+
+
+def write_outcome(out: Path, family: str, hw: str, model_id: str, reason: str, status: str) -> None:
+    """Record a model whose tests cannot run in this session (and why)."""
+    entry = PROJECT.model_entry(family, model_id)
+    record = results.outcome_record(
+        family, entry.model_class, model_id, entry.tier, hw, reason, status
+    )
+    record["task"] = entry.task
+    results.write_record(out, record)
 
 
 def run_family(session: nox.Session, family: str, hw: str) -> None:
@@ -55,25 +66,42 @@ def run_family(session: nox.Session, family: str, hw: str) -> None:
         )
     try:
         models = PROJECT.select_models(family, args.model, args.all_models)
-        requirements = PROJECT.install_requirements(family, hw, models)
+        base = PROJECT.install_requirements(family, hw, [])
+        out = Path(session.invoked_from, args.results_dir or PROJECT.results_dir)
+        results.checked_results_dir(out)
     except UserError as exc:
-        user_error(str(exc))
-    out = Path(args.results_dir) if args.results_dir else PROJECT.results_dir
+        user_error(exc)
     if UNUSABLE[hw]:
         for model_id in models:
-            entry = PROJECT.model_entry(family, model_id)
-            record = results.skipped_record(
-                family, entry.model_class, model_id, entry.tier, hw, UNUSABLE[hw]
-            )
-            results.write_record(out, record)
+            write_outcome(out, family, hw, model_id, UNUSABLE[hw], "skipped")
         session.skip(f"{hw}: {UNUSABLE[hw]} (recorded in {out / 'raw'})")
-    session.install("-e", str(ROOT), *requirements)
-    session.run(
-        "python", "-m", "pytest", str(ROOT / "families" / f"test_hf_{family}.py"),
-        f"--hardware={hw}", f"--results-dir={out}",
-        f"--junitxml={out / 'junit' / f'{results.session_name(family, hw)}.xml'}",
-        "-p", "no:cacheprovider", "-v", "-rs", *session.posargs,
-    )  # fmt: skip
+    session.install("-e", str(ROOT), *base)
+    runnable = [m for m in models if install_extras(session, out, family, hw, m)]
+    if runnable:
+        session.run(
+            "python", "-m", "pytest", str(ROOT / "families" / f"test_hf_{family}.py"),
+            f"--hardware={hw}", f"--results-dir={out}",
+            *(f"--model={model_id}" for model_id in runnable),
+            f"--junitxml={out / 'junit' / f'{results.session_name(family, hw)}.xml'}",
+            "-p", "no:cacheprovider", "-v", "-rs",
+        )  # fmt: skip
+    if len(runnable) < len(models):
+        session.error(f"{len(models) - len(runnable)} model(s) could not be installed")
+
+
+def install_extras(session: nox.Session, out: Path, family: str, hw: str, model_id: str) -> bool:
+    """Install a model's additional_deps; a failure is that model's error record."""
+    override = PROJECT.overrides.get(model_id)
+    if override is None or not override.additional_deps:
+        return True
+    try:
+        session.install(*override.additional_deps)
+    except CommandFailed as exc:
+        deps = ", ".join(override.additional_deps)
+        reason = f"installing its additional_deps ({deps}) failed: {exc.reason} (see the nox log)"
+        write_outcome(out, family, hw, model_id, reason, "error")
+        return False
+    return True
 
 
 def family_session(family: str) -> None:
@@ -94,7 +122,11 @@ for _family in FAMILIES:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The framework's own test suite."""
-    session.install("-e", f"{ROOT}[test]", *PROJECT.install_requirements("bert", "cpu", []))
+    try:
+        requirements = PROJECT.install_requirements("bert", "cpu", [])
+    except UserError as exc:
+        user_error(exc)
+    session.install("-e", f"{ROOT}[test]", *requirements)
     session.run("python", "-m", "pytest", *session.posargs)
 
 

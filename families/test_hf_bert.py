@@ -24,6 +24,7 @@ from hfmatrix.cli import family_main
 from hfmatrix.harness import FamilyTest
 
 PROMPT = "paris is the {mask} of france."
+CASED_TEXT = "Paris is the CAPITAL of Frânce!"  # the uncased tokenizer lowercases, strips accents
 TOP_K = 5
 ATOL = 1e-4  # transformers' integration tests and optimum-intel's masked-LM tolerance
 HUB_EXPECTED_TOKEN = "capital"  # a trained masked LM must rank it in its top 5
@@ -54,6 +55,7 @@ SEED, INIT_STD = 1234, 0.5
 GOLDEN_WEIGHTS_SHA256 = "1dcb03da1e1257e6c7b29b6468753c0ab1688b3647fb8595d73fb72910179537"
 GOLDEN_VOCAB_SHA256 = "b54f7e7611fc482db4d63cf6f293c7e4ff3cf41e44d46e2ac52cd7408975497f"
 GOLDEN_INPUT_IDS = [2, 137, 67, 62, 4, 63, 138, 5, 3]
+GOLDEN_CASED_IDS = [2, 137, 67, 62, 139, 63, 138, 7, 3]
 GOLDEN_LOGITS = [  # logits[0, :3, :5]
     [1.657873, 2.209316, -4.001397, 0.116846, 0.058523],
     [1.933452, 2.66137, -4.698655, -0.237187, -0.071769],
@@ -128,6 +130,8 @@ class TestBertModels(FamilyTest):
             checks.append(equal("weights_sha256", weights_sha256(model), GOLDEN_WEIGHTS_SHA256))
             checks.append(equal("vocab_sha256", vocab_sha256(tokenizer), GOLDEN_VOCAB_SHA256))
             checks.append(equal("input_ids", input_ids, GOLDEN_INPUT_IDS))
+            cased_ids = tokenizer(CASED_TEXT)["input_ids"]
+            checks.append(equal("normalised_input_ids", cased_ids, GOLDEN_CASED_IDS))
             checks.append(close("logits_slice", logits[0, :3, :5], GOLDEN_LOGITS, ATOL))
             stats = torch.stack([logits[0].mean(-1), logits[0].std(-1)], dim=-1)
             checks.append(close("logits_stats", stats, GOLDEN_LOGITS_STATS, ATOL))

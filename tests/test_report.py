@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hfmatrix.report import build_report, cell_status, write_report
-from hfmatrix.results import new_record, skipped_record, write_record
+from hfmatrix.results import new_record, outcome_record, write_record
 
 
 def _record(
@@ -37,7 +37,7 @@ def _record(
 
 
 def _skipped(family: str, model_id: str, hardware: str, reason: str) -> dict[str, Any]:
-    return skipped_record(family, "BertForMaskedLM", model_id, "hub", hardware, reason)
+    return outcome_record(family, "BertForMaskedLM", model_id, "hub", hardware, reason)
 
 
 def _read(path: Path) -> Any:

@@ -14,8 +14,8 @@ from hfmatrix.results import (
     STATUSES,
     environment,
     new_record,
+    outcome_record,
     record_path,
-    skipped_record,
     slug,
     write_record,
 )
@@ -165,8 +165,8 @@ def test_environment_reports_the_version_that_is_imported(tmp_path, monkeypatch)
     assert environment()["packages"]["hfmatrix-fake-pkg"] == "2.0"
 
 
-def test_skipped_record(tmp_path):
-    rec = skipped_record("bert", "BertForMaskedLM", "bert-base-uncased", "hub", "cuda", "no GPU")
+def test_outcome_record(tmp_path):
+    rec = outcome_record("bert", "BertForMaskedLM", "bert-base-uncased", "hub", "cuda", "no GPU")
     assert rec["status"] == "skipped"
     assert rec["reason"] == "no GPU"
     assert rec["session"] == "bert-cuda"

@@ -23,19 +23,21 @@ def cache_root() -> Path:
 def tiny_checkpoint(name: str, build: Callable[[Path], None]) -> Path:
     """The directory of checkpoint ``name``, built by ``build(dir)`` on first use.
 
-    The build goes to a temporary sibling directory that is renamed into place, so a
-    half-written checkpoint is never used and concurrent builders do not collide.
+    The build goes to a temporary sibling directory that is renamed into place complete,
+    so a half-written checkpoint is never used and concurrent builders do not collide:
+    the first rename wins and the others discard their copy.
     """
     target = cache_root() / "tiny" / name
     if (target / COMPLETE).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():  # incomplete, so not renamed into place by a build: remove it
+        shutil.rmtree(target, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}."))
     try:
         build(staging)
         (staging / COMPLETE).write_text(directory_sha256(staging) + "\n")
-        if target.exists():
-            shutil.rmtree(target)
+        staging.chmod(0o755)
         os.replace(staging, target)
     except OSError:
         if not (target / COMPLETE).is_file():

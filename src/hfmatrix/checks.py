@@ -26,7 +26,7 @@ def close(name: str, actual: Any, expected: Any, atol: float) -> Check:
     import torch
 
     got = torch.as_tensor(actual, dtype=torch.float64).detach().cpu()
-    want = torch.as_tensor(expected, dtype=torch.float64)
+    want = torch.as_tensor(expected, dtype=torch.float64).detach().cpu()
     if got.shape != want.shape:
         return Check(name, False, f"shape {tuple(got.shape)} != expected {tuple(want.shape)}")
     diff = float((got - want).abs().max()) if got.numel() else 0.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from hfmatrix import hardware, results
 from hfmatrix.errors import UserError
-from hfmatrix.project import Project
+from hfmatrix.project import RESULTS_ENV, Project
 
 if TYPE_CHECKING:
     from hfmatrix.harness import FamilyTest
@@ -61,8 +62,22 @@ def hardware_plan(project: Project, requested: list[str], all_hardware: bool) ->
     return list(dict.fromkeys(requested)) or ["cpu"]
 
 
-def results_dir(project: Project, option: str | None) -> Path:
-    return Path(option) if option else project.results_dir
+def results_dir(project: Project | None, option: str | None) -> Path:
+    """--results-dir, else $HFMATRIX_RESULTS_DIR, else test_results/ (of the project)."""
+    if option:
+        path = Path(option)
+    elif project is not None:
+        path = project.results_dir
+    else:
+        path = Path(os.environ.get(RESULTS_ENV) or "test_results")
+    return results.checked_results_dir(path)
+
+
+def _project_or_none() -> Project | None:
+    try:
+        return Project.find()
+    except UserError:
+        return None
 
 
 def family_main(family_test: type[FamilyTest], argv: list[str] | None = None) -> int:
@@ -78,7 +93,7 @@ def family_main(family_test: type[FamilyTest], argv: list[str] | None = None) ->
         records = [run_and_write(family_test, project, out, plan, i) for i in range(len(plan))]
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     print_table(records)
     print(f"records: {out / 'raw'}")
     return 1 if any(r["status"] in FAILING for r in records) else 0
@@ -117,9 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--results-dir", default=None, metavar="DIR")
     args = parser.parse_args(argv)
     try:
-        project_dir = results_dir(Project.find(), args.results_dir)
-    except UserError:
-        project_dir = Path(args.results_dir or "test_results")
+        project_dir = results_dir(_project_or_none(), args.results_dir)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     from hfmatrix.report import write_report
 
     summary = write_report(project_dir)

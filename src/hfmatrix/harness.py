@@ -42,6 +42,7 @@ class FamilyTest:
         self.model_id, self.tier = model_id, entry.tier
         self.model_class, self.task = entry.model_class, entry.task
         self.device = "cpu"
+        self.loaded: dict[str, Any] = {}
         self._source: Source | None = None
 
     # --- the class-specific parts -------------------------------------------------------
@@ -78,18 +79,26 @@ class FamilyTest:
         return resolve_hub(self.model_id)
 
     def load_pipeline(self) -> Any:
+        import torch
         from transformers import pipeline
 
-        source = self.source
-        return pipeline(self.task, model=source.location, device=self.device, **source.load_kwargs)
+        location = self.source.location
+        return pipeline(self.task, model=location, device=self.device, dtype=torch.float32)
 
     def load_model(self) -> tuple[Any, Any, dict[str, Any]]:
-        """(model on the device in eval mode, processor, loading info)."""
-        source = self.source
-        processor = self.auto_processor.from_pretrained(source.location, **source.load_kwargs)
+        """(fp32 model on the device in eval mode, processor, loading info)."""
+        import torch
+
+        location = self.source.location
+        processor = self.auto_processor.from_pretrained(location)
         model, info = self.auto_model.from_pretrained(
-            source.location, output_loading_info=True, **source.load_kwargs
+            location, output_loading_info=True, dtype=torch.float32
         )
+        self.loaded = {
+            "class": type(model).__name__,
+            "dtype": str(model.dtype),
+            "revision": getattr(model.config, "_commit_hash", None) or self.source.revision,
+        }
         return model.to(self.device).eval(), processor, info
 
     # --- the tests ----------------------------------------------------------------------
@@ -116,7 +125,8 @@ class FamilyTest:
     def _round_trip(self, model: Any, processor: Any, output: Any) -> Check:
         with tempfile.TemporaryDirectory(prefix="hfmatrix-roundtrip-") as tmp:
             model.save_pretrained(tmp)
-            reloaded = self.auto_model.from_pretrained(tmp).to(self.device).eval()
+            reloaded = self.auto_model.from_pretrained(tmp, dtype=model.dtype)
+            reloaded = reloaded.to(self.device).eval()
             return close(
                 "save_load_round_trip", self.forward(reloaded, processor), output, ROUND_TRIP_ATOL
             )
@@ -128,23 +138,28 @@ class FamilyTest:
             self.family, self.model_class, self.model_id, self.tier, hardware
         )
         record["task"] = self.task
+        unusable = hardware_module.usable(hardware)
         try:
-            reason = self._skip_reason(hardware)
+            reason = unusable or self._skip_reason()
             if reason is None:
                 self._run_all(record, hardware)
             else:
                 record.update(status="skipped", reason=reason)
         except Exception as exc:  # e.g. the tiny checkpoint could not be built
             record.update(status="error", reason=f"{type(exc).__name__}: {exc}"[:2000])
-        usable = hardware_module.usable(hardware) is None
-        record["environment"] = results.environment(hardware_facts(hardware) if usable else None)
+        facts = None if unusable else hardware_facts(hardware)
+        record["environment"] = results.environment(facts)
         record["duration_s"] = round(time.perf_counter() - start, 3)
         return record
 
     def _run_all(self, record: dict[str, Any], hardware: str) -> None:
         _quiet_transformers()
         source = self.source
-        record["source"] = {"location": source.location, "origin": source.origin}
+        record["source"] = {
+            "location": source.location,
+            "origin": source.origin,
+            "revision": source.revision,
+        }
         if self.tier == "tiny":
             record["checkpoint"] = checkpoints.describe(Path(source.location))
         tests = {
@@ -152,18 +167,16 @@ class FamilyTest:
             "from_pretrained": run_one(self.test_from_pretrained, hardware),
         }
         record["tests"] = tests
+        record["loaded"] = self.loaded
         record["status"], record["reason"] = verdict(tests)
         every_check = [Check(**c) for t in tests.values() for c in t.get("checks", [])]
         reference = "golden values" if self.tier == "tiny" else "self-consistency"
         record["numerics"] = numerics(every_check, reference)
 
-    def _skip_reason(self, hardware: str) -> str | None:
+    def _skip_reason(self) -> str | None:
         override = self.project.overrides.get(self.model_id)
         if override and override.requires_remote_code:
             return "requires remote code (overrides.json); hfmatrix does not run remote code"
-        reason = hardware_module.usable(hardware)
-        if reason:
-            return reason
         try:
             self.source  # noqa: B018 - resolving decides availability
         except Unavailable as exc:
@@ -193,8 +206,6 @@ def run_one(test: Callable[[str], list[Check]], hardware: str) -> dict[str, Any]
     start = time.perf_counter()
     try:
         checks = test(hardware)
-    except Unavailable as exc:
-        return {"status": "skipped", "reason": str(exc), "duration_s": 0.0, "checks": []}
     except Exception as exc:  # a model's failure is a result
         tail = traceback.format_exc().strip().splitlines()[-12:]
         return {

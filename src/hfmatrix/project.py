@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +20,8 @@ from hfmatrix.specs import (
 )
 
 RESULTS_ENV = "HFMATRIX_RESULTS_DIR"
+# A Hub repo id: [namespace/]name, word characters, '.' and '-' (huggingface_hub's rule).
+REPO_ID = re.compile(r"^(?:\w[\w.-]{0,95}/)?\w[\w.-]{0,95}$")
 
 
 @dataclass
@@ -64,16 +67,22 @@ class Project:
 
     @cached_property
     def models(self) -> dict[str, ModelEntry]:
-        return load_models(self.root / "models.json")
+        return load_models(self.root / "models.json", set(self.families()))
 
     def family_models(self, family: str) -> list[ModelEntry]:
         return family_models(self.models, family)
 
     def model_entry(self, family: str, model_id: str) -> ModelEntry:
         """The registry entry of ``model_id``, or one made from the family spec for an id or
-        directory that models.json does not list."""
+        directory that models.json does not list. A model of another family is a UserError."""
         entry = self.models.get(model_id)
         if entry is not None:
+            if entry.family != family:
+                raise UserError(
+                    f"{model_id} is a {entry.family}-family model ({entry.model_class}), "
+                    f"not {family}",
+                    self.root / "models.json",
+                )
             return entry
         spec = self.family_spec(family)
         tier = "local" if Path(model_id).expanduser().is_dir() else "hub"
@@ -92,7 +101,10 @@ class Project:
             return [entry.model_id for entry in self.family_models(family)]
         if requested:
             tiny = self.tiny_model(family).model_id
-            return list(dict.fromkeys(tiny if m == "tiny" else m for m in requested))
+            chosen = [tiny if m == "tiny" else model_argument(m) for m in requested]
+            for model_id in chosen:
+                self.model_entry(family, model_id)
+            return list(dict.fromkeys(chosen))
         return [self.tiny_model(family).model_id, spec.default_model]
 
     def install_requirements(self, family: str, hardware: str, model_ids: list[str]) -> list[str]:
@@ -103,3 +115,15 @@ class Project:
             if override:
                 deps.extend(override.additional_deps)
         return list(dict.fromkeys(deps))
+
+
+def model_argument(value: str) -> str:
+    """A --model value: an existing directory (made absolute) or a valid Hub repo id."""
+    path = Path(value).expanduser()
+    if value.strip() and path.is_dir():
+        return str(path.resolve())
+    if value.startswith(("/", ".", "~")) or value.endswith("/"):
+        raise UserError(f"--model {value!r}: no such directory")
+    if not REPO_ID.match(value) or "--" in value or ".." in value:
+        raise UserError(f"--model {value!r}: neither a directory nor a valid Hub model id")
+    return value

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +21,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_run_options(parser.getgroup("hfmatrix", "hfmatrix model selection").addoption)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Check the options before anything runs: a mistake is one line and exit status 2."""
+    options = config.option
+    families = [m.group(1) for a in config.args if (m := re.search(r"test_hf_(\w+)\.py", a))]
+    try:
+        project = Project.find(config.rootpath)
+        for family in families:
+            project.select_models(family, options.model, options.all_models)
+        hardware_plan(project, options.hardware, options.all_hardware)
+        results_dir(project, options.results_dir)
+    except UserError as exc:
+        pytest.exit(f"error: {exc}", returncode=exc.exit_code)
+
+
 def pytest_pycollect_makeitem(collector: Any, name: str, obj: Any) -> list[pytest.Item] | None:
     if not (inspect.isclass(obj) and issubclass(obj, FamilyTest) and obj is not FamilyTest):
         return None
     if obj.__module__ != collector.obj.__name__:
         return None
     options = collector.config.option
-    try:
-        project = Project.find(Path(collector.path).parent)
-        models = project.select_models(obj.family, options.model, options.all_models)
-        backends = hardware_plan(project, options.hardware, options.all_hardware)
-    except UserError as exc:
-        pytest.exit(f"error: {exc}", returncode=2)
+    project = Project.find(Path(collector.path).parent)
+    models = project.select_models(obj.family, options.model, options.all_models)
+    backends = hardware_plan(project, options.hardware, options.all_hardware)
     out = results_dir(project, options.results_dir)
     return [
         ModelItem.from_parent(collector, name=f"{name}[{model}-{hw}]", family_test=obj,

@@ -25,8 +25,10 @@ class ModelEntry:
     source: str = "curated"
 
 
-def load_models(path: Path) -> dict[str, ModelEntry]:
-    """Read and validate models.json: {"schema": 1, "models": {model_id: {...}}}."""
+def load_models(path: Path, families: set[str] | None = None) -> dict[str, ModelEntry]:
+    """Read and validate models.json: {"schema": 1, "models": {model_id: {...}}}.
+
+    With ``families``, an entry naming any other family is an error."""
     data, text = read_json(path)
     check = Checker(path, text)
     check.table(data, "models.json")
@@ -41,6 +43,10 @@ def load_models(path: Path) -> dict[str, ModelEntry]:
         check.keys(entry, where, ENTRY_KEYS - {"source"}, ENTRY_KEYS)
         for key in ENTRY_KEYS & entry.keys():
             check.typed(entry, key, str, where)
+        if families is not None and entry["family"] not in families:
+            known = ", ".join(sorted(families))
+            raise check.fail(f"{where}.family {entry['family']!r} is unknown (known: {known})",
+                             "family")  # fmt: skip
         if entry["tier"] not in TIERS:
             raise check.fail(f"{where}.tier must be one of {', '.join(TIERS)}", "tier")
         if entry.get("source", "curated") not in SOURCES:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from tabulate import tabulate
 
-from hfmatrix.results import STATUSES, now, slug
+from hfmatrix.files import atomic_write_text
+from hfmatrix.results import SCHEMA, STATUSES, now, slug
 
 SUMMARY_SCHEMA = "hfmatrix.summary/1"
 REQUIRED_KEYS = ("schema", "family", "model_id", "hardware", "status")
@@ -38,6 +37,8 @@ def _load(path: Path) -> dict[str, Any]:
     for key in ("family", "model_id", "hardware"):
         if not isinstance(data[key], str) or not data[key]:
             raise ValueError(f"not a record: {key} must be a non-empty string")
+    if data["schema"] != SCHEMA:
+        raise ValueError(f"not a record: schema {data['schema']!r} (expected {SCHEMA!r})")
     if data["status"] not in STATUSES:
         raise ValueError(f"not a record: unknown status {data['status']!r}")
     return data
@@ -117,7 +118,7 @@ def _model_row(record: dict[str, Any]) -> dict[str, Any]:
         "tier": record.get("tier"),
         "hardware": record["hardware"],
         "status": record["status"],
-        "reason": record.get("reason") or "",
+        "reason": str(record.get("reason") or ""),
         "tests": {name: _dict(test).get("status") for name, test in tests.items()},
         "max_abs_diff": numerics.get("max_abs_diff"),
         "atol": numerics.get("atol"),
@@ -218,21 +219,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- writing
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write atomically: a temp file in the same directory, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_json(path: Path, data: Any) -> None:
-    _write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def _write_groups(directory: Path, documents: dict[str, Any]) -> None:
@@ -282,5 +270,5 @@ def write_report(results_dir: Path) -> dict[str, Any]:
     _write_groups(results_dir / "by_hardware", _by_hardware(records))
     summary = summarize(results_dir, report)
     _write_json(results_dir / "summary.json", summary)
-    _write_text(results_dir / "summary.md", render_markdown(summary))
+    atomic_write_text(results_dir / "summary.md", render_markdown(summary))
     return summary

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import re
-import tempfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from hfmatrix.errors import UserError
+from hfmatrix.files import atomic_write_text
 
 SCHEMA = "hfmatrix.record/1"
 STATUSES = ("passed", "failed", "error", "skipped", "timeout")
@@ -24,7 +25,7 @@ def session_name(family: str, hardware: str) -> str:
 
 def slug(model_id: str) -> str:
     """A file-name-safe form of a model id or path."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "--", model_id.strip("/")).strip("-") or "model"
+    return re.sub(r"[^A-Za-z0-9._-]+", "--", model_id).strip(".-") or "model"
 
 
 def now() -> str:
@@ -74,13 +75,26 @@ def new_record(family: str, model_class: str, model_id: str, tier: str, hardware
     }
 
 
-def skipped_record(
-    family: str, model_class: str, model_id: str, tier: str, hardware: str, reason: str
+def outcome_record(
+    family: str,
+    model_class: str,
+    model_id: str,
+    tier: str,
+    hardware: str,
+    reason: str,
+    status: str = "skipped",
 ) -> dict:
-    """A record for a model that could not run here, with the reason."""
+    """A record for a model whose tests did not run (skipped, or an error before them)."""
     record = new_record(family, model_class, model_id, tier, hardware)
-    record.update(status="skipped", reason=reason, environment=environment())
+    record.update(status=status, reason=reason, environment=environment())
     return record
+
+
+def checked_results_dir(path: Path) -> Path:
+    """``path`` if records can go there (a directory, or nothing yet); else a UserError."""
+    if path.exists() and not path.is_dir():
+        raise UserError("the results directory is not a directory", path)
+    return path
 
 
 def record_path(results_dir: Path, record: dict) -> Path:
@@ -92,16 +106,5 @@ def write_record(results_dir: Path, record: dict) -> Path:
     if record["status"] not in STATUSES:
         raise ValueError(f"bad status {record['status']!r}")
     path = record_path(results_dir, record)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(record, handle, indent=2, sort_keys=False, default=str)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(record, indent=2, default=str) + "\n")
     return path

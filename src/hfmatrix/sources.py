@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
 
 PROBE_TIMEOUT_S = 5.0
+HUB = "https://huggingface.co"
 
 
 @dataclass
@@ -20,8 +18,8 @@ class Source:
     model_id: str
     tier: str
     location: str
-    load_kwargs: dict[str, Any] = field(default_factory=dict)
     origin: str = ""
+    revision: str | None = None
 
 
 class Unavailable(Exception):
@@ -29,44 +27,47 @@ class Unavailable(Exception):
 
 
 def resolve_hub(model_id: str) -> Source:
-    """A Hub model id: from the HF cache or the Hub, or Unavailable with the reason."""
+    """A local directory, or a Hub id served by the Hub or the HF cache; else Unavailable."""
     local = Path(model_id).expanduser()
     if local.is_dir():
-        return Source(model_id, "local", str(local.resolve()), origin="local directory")
-    cached = _in_hf_cache(model_id)
+        return Source(model_id, "local", str(local.resolve()), "local directory")
+    snapshot = cached_snapshot(model_id)
     if _offline():
-        if cached:
-            return Source(model_id, "hub", model_id, {"local_files_only": True}, "HF cache")
-        raise Unavailable("HF_HUB_OFFLINE is set and the model is not in the HF cache")
-    problem = hub_unreachable()
-    if problem is None:
-        return Source(model_id, "hub", model_id, origin="Hub" if not cached else "HF cache/Hub")
-    if cached:
-        return Source(model_id, "hub", model_id, {"local_files_only": True}, "HF cache")
-    raise Unavailable(f"not in the HF cache and the Hub is unreachable ({problem})")
+        if snapshot is None:
+            raise Unavailable("HF_HUB_OFFLINE is set and the model is not in the HF cache")
+    else:
+        problem = hub_unreachable()
+        if problem is None:
+            return Source(model_id, "hub", model_id, "Hub (or the HF cache when current)")
+        if snapshot is None:
+            raise Unavailable(f"not in the HF cache and the Hub is unreachable ({problem})")
+    return Source(model_id, "hub", str(snapshot), "HF cache", revision=snapshot.name)
+
+
+def cached_snapshot(model_id: str) -> Path | None:
+    """The HF cache's snapshot directory of ``model_id`` if it holds weights, else None."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        path = Path(snapshot_download(model_id, local_files_only=True))
+    except Exception:  # not cached, or not a valid repo id
+        return None
+    weights = [*path.glob("*.safetensors"), *path.glob("pytorch_model*.bin")]
+    return path if weights else None
 
 
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
 
 
-def _in_hf_cache(model_id: str) -> bool:
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        return isinstance(try_to_load_from_cache(model_id, "config.json"), str)
-    except Exception:  # an id that is not a valid repo id cannot be cached
-        return False
-
-
 @functools.cache
 def hub_unreachable() -> str | None:
-    """Why the Hub endpoint cannot be reached (one quick TCP connect), or None."""
-    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
-    url = urlparse(endpoint)
-    port = url.port or (443 if url.scheme == "https" else 80)
+    """Why the Hub endpoint does not answer one quick request (proxies honoured), or None."""
+    from huggingface_hub.utils import get_session
+
+    endpoint = os.environ.get("HF_ENDPOINT") or HUB
     try:
-        with socket.create_connection((url.hostname or "", port), timeout=PROBE_TIMEOUT_S):
-            return None
-    except OSError as exc:
-        return f"{url.hostname}:{port}: {exc}"
+        get_session().head(endpoint, timeout=PROBE_TIMEOUT_S)
+    except Exception as exc:  # any answer at all means reachable; no answer is the reason
+        return f"{endpoint}: {type(exc).__name__}: {exc}"[:300]
+    return None
