@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -215,3 +216,48 @@ def test_a_checkpoint_that_cannot_be_built_is_an_error_record(bert_family, monke
     assert record["status"] == "error"
     assert record["reason"] == "RuntimeError: recipe broke"
     assert record["environment"]["python"]
+
+
+def test_changing_the_tokenizer_normaliser_fails(bert_family):
+    directory = Path(tiny_dir(bert_family))
+    for name, key, section in (("tokenizer.json", "lowercase", "normalizer"),
+                               ("tokenizer_config.json", "do_lower_case", None)):  # fmt: skip
+        data = json.loads((directory / name).read_text(encoding="utf-8"))
+        (data[section] if section else data)[key] = False
+        (directory / name).write_text(json.dumps(data), encoding="utf-8")
+    record = run(bert_family)
+    assert record["status"] == "failed"
+    assert "from_pretrained.normalised_input_ids" in failed_checks(record)
+
+
+def test_hub_model_loads_from_the_hf_cache_offline(bert_family, isolated, monkeypatch):
+    """A cached snapshot serves a Hub id offline (here holding the tiny files)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(isolated / "hf" / "hub"))
+    repo = isolated / "hf" / "hub" / "models--bert-base-uncased"
+    snapshot = repo / "snapshots" / "0123456789abcdef0123456789abcdef01234567"
+    shutil.copytree(tiny_dir(bert_family), snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(snapshot.name)
+    record = run(bert_family, "bert-base-uncased")
+    assert record["tier"] == "hub"
+    assert record["source"]["origin"] == "HF cache"
+    assert record["loaded"] == {
+        "class": "BertForMaskedLM",
+        "dtype": "torch.float32",
+        "revision": snapshot.name,
+    }
+    assert {t["status"] for t in record["tests"].values()} <= {"passed", "failed"}
+    # random tiny weights cannot know the capital of France: the hub-tier check says so
+    assert failed_checks(record) == {"pipeline.predicts_capital"}
+
+
+def test_pytest_form_user_error_is_one_line_exit_2(isolated):
+    pytest.importorskip("torch")
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+               str(ROOT / "families" / "test_hf_bert.py"), "--hardware", "tpu"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 2
+    assert "unknown hardware 'tpu'" in done.stderr
+    assert len((done.stdout + done.stderr).strip().splitlines()) == 1

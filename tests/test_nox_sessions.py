@@ -99,14 +99,20 @@ def test_unknown_flag_exits_2_in_one_line(workspace):
     )
 
 
+def copy_project(destination: Path) -> Path:
+    """A copy of the project's sources, to break on purpose."""
+    destination.mkdir()
+    for name in ("noxfile.py", "pyproject.toml", "README.md", "models.json", "overrides.json"):
+        shutil.copy(ROOT / name, destination / name)
+    for name in ("src", "families", "env_specs"):
+        ignore = shutil.ignore_patterns("__pycache__")
+        shutil.copytree(ROOT / name, destination / name, ignore=ignore)
+    return destination
+
+
 def test_invalid_requirement_exits_2_naming_file_and_line(workspace):
     tmp, env = workspace
-    copy = tmp / "project"
-    copy.mkdir()
-    for name in ("noxfile.py", "pyproject.toml", "README.md", "models.json", "overrides.json"):
-        shutil.copy(ROOT / name, copy / name)
-    for name in ("src", "families", "env_specs"):
-        shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+    copy = copy_project(tmp / "bad-spec")
     spec = copy / "env_specs" / "hardware" / "cpu.toml"
     spec.write_text(spec.read_text().replace('"torch>=2.4"', '"torch>>2.4"'))
     done = nox(
@@ -114,3 +120,18 @@ def test_invalid_requirement_exits_2_naming_file_and_line(workspace):
     )
     assert done.returncode == 2
     assert f"{spec}:3: invalid requirement 'torch>>2.4'" in done.stderr.strip().splitlines()[-1]
+
+
+def test_a_model_whose_extras_fail_to_install_is_an_error_record(workspace):
+    tmp, env = workspace
+    copy = copy_project(tmp / "bad-extras")
+    overrides = {"bert-base-uncased": {"additional_deps": ["packaging<0"]}}
+    (copy / "overrides.json").write_text(json.dumps(overrides))
+    results = tmp / "extras-results"
+    done = nox(copy / "noxfile.py", env, "--envdir", str(tmp / "envs3"),
+               "-s", "bert(hardware='cpu')", "--", "--results-dir", str(results))  # fmt: skip
+    assert done.returncode == 1
+    raw = results / "raw" / "bert-cpu"
+    hub = json.loads((raw / "bert-base-uncased.json").read_text())
+    assert hub["status"] == "error" and "packaging<0" in hub["reason"]
+    assert json.loads((raw / "tiny-bert.json").read_text())["status"] == "passed"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hfmatrix.errors import UserError
-from hfmatrix.project import RESULTS_ENV, Project
+from hfmatrix.project import RESULTS_ENV, Project, model_argument
 from hfmatrix.registry import ModelEntry, family_models, load_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -260,3 +260,54 @@ def test_results_dir(project, monkeypatch, tmp_path):
     assert project.results_dir == project.root / "test_results"
     monkeypatch.setenv(RESULTS_ENV, str(tmp_path / "out"))
     assert project.results_dir == tmp_path / "out"
+
+
+# --- --model arguments -----------------------------------------------------------------------
+
+
+def test_model_argument_directory_becomes_absolute(tmp_path, monkeypatch):
+    (tmp_path / "ckpt").mkdir()
+    monkeypatch.chdir(tmp_path)
+    for value in ("ckpt", "./ckpt", str(tmp_path / "ckpt")):
+        assert model_argument(value) == str(tmp_path / "ckpt")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("./typo-dir", "no such directory"),
+        ("/abs/nope", "no such directory"),
+        ("~/nope-hfmatrix", "no such directory"),
+        ("", "neither a directory nor a valid Hub model id"),
+        ("not a valid id!!", "neither a directory nor a valid Hub model id"),
+        ("a/b/c", "neither a directory nor a valid Hub model id"),
+        ("org--x/name", "neither a directory nor a valid Hub model id"),
+    ],
+)
+def test_model_argument_mistakes(value, message):
+    with pytest.raises(UserError, match=message):
+        model_argument(value)
+
+
+@pytest.mark.parametrize("value", ["bert-base-uncased", "google/vit-base-patch16-224", "a_b.c"])
+def test_model_argument_hub_ids(value):
+    assert model_argument(value) == value
+
+
+def test_model_of_another_family_is_a_user_error(project):
+    models = json.loads((project.root / "models.json").read_text())
+    shutil.copy(project.root / "env_specs" / "bert.toml", project.root / "env_specs" / "gpt.toml")
+    spec = project.root / "env_specs" / "gpt.toml"
+    spec.write_text(spec.read_text().replace('family = "bert"', 'family = "gpt"'))
+    models["models"]["gpt2"] = {**BERT, "class": "GPT2LMHeadModel", "family": "gpt", "tier": "hub"}
+    (project.root / "models.json").write_text(json.dumps(models))
+    with pytest.raises(UserError, match="gpt2 is a gpt-family model"):
+        project.select_models("bert", ["gpt2"], False)
+
+
+def test_models_json_family_must_exist(project):
+    models = json.loads((project.root / "models.json").read_text())
+    models["models"]["x"] = entry(family="bret")
+    (project.root / "models.json").write_text(json.dumps(models, indent=2))
+    with pytest.raises(UserError, match=r"models\['x'\]\.family 'bret' is unknown"):
+        project.select_models("bert", [], True)

@@ -244,3 +244,30 @@ def test_no_temp_files_left(results: Path) -> None:
     write_report(results)
     leftovers = [p for p in results.rglob("*.tmp") if "raw" not in p.parts]
     assert leftovers == []
+
+
+def test_odd_records_do_not_crash_the_report(tmp_path: Path, capsys) -> None:
+    odd = _record("bert", "tiny-bert", "cpu", "failed", reason="")
+    odd["reason"] = ["not", "a", "string"]
+    write_record(tmp_path, odd)
+    foreign = _record("bert", "other", "cpu", "passed")
+    foreign["schema"] = "someone-else/9"
+    write_record(tmp_path, foreign)
+    summary = write_report(tmp_path)
+    assert [row["reason"] for row in summary["models"]] == ["['not', 'a', 'string']"]
+    assert "schema 'someone-else/9'" in summary["unreadable"][0]["error"]
+    assert "other.json" in capsys.readouterr().err
+
+
+def test_hfmatrix_report_command(tmp_path: Path, monkeypatch, capsys) -> None:
+    from hfmatrix.cli import main
+
+    write_record(tmp_path / "out", _record("bert", "tiny-bert", "cpu", "passed"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HFMATRIX_RESULTS_DIR", str(tmp_path / "out"))
+    assert main(["report"]) == 0
+    assert "passed 1" in capsys.readouterr().out
+    assert (tmp_path / "out" / "summary.json").is_file()
+    (tmp_path / "file").write_text("x")
+    assert main(["report", "--results-dir", str(tmp_path / "file")]) == 2
+    assert "not a directory" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from hfmatrix import hardware, results
+from hfmatrix.errors import UserError
 from hfmatrix.results import (
     STATUSES,
     environment,
@@ -211,3 +212,26 @@ def test_probe_cuda_nvidia_smi_fails(tmp_path, monkeypatch):
 def test_device_names():
     assert hardware.device("cuda") == "cuda:0"
     assert hardware.device("cpu") == hardware.device("openvino") == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("model_id", "name"), [("./mydir", "mydir"), ("..", "model"), ("-x-", "x"), ("/a/b", "a--b")]
+)
+def test_slug_never_hides_a_record(model_id, name):
+    assert slug(model_id) == name
+
+
+def test_results_dir_that_is_a_file_is_a_user_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match="not a directory"):
+        results.checked_results_dir(tmp_path / "file")
+    assert results.checked_results_dir(tmp_path / "new") == tmp_path / "new"
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = write_record(tmp_path, outcome_record("bert", "C", "m", "hub", "cpu", "why"))
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -73,6 +73,7 @@ class FamilyTest:
         return self._source
 
     def _resolve(self) -> Source:
+        _quiet_transformers()
         if self.tier == "tiny":
             path = checkpoints.tiny_checkpoint(self.tiny_name, self.build_tiny)
             return Source(self.model_id, "tiny", str(path), origin="built locally")
