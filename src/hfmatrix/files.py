@@ -146,7 +146,11 @@ class Checker:
     ) -> Any:
         return self.typed(table, key, kind, where) if key in table else default
 
-    def string_list(self, table: dict[str, Any], key: str, where: str) -> list[str]:
+    def string_list(
+        self, table: dict[str, Any], key: str, where: str, default: list[str] | None = None
+    ) -> list[str]:
+        if default is not None and key not in table:
+            return default
         values = self.typed(table, key, list, where)
         for value in values:
             if not isinstance(value, str):

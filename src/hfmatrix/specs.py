@@ -75,9 +75,7 @@ def load_family_spec(path: Path) -> FamilySpec:
         task=data["task"],
         default_model=data["default_model"],
         dependencies=deps,
-        description=check.typed(data, "description", str, "family spec")
-        if "description" in data
-        else "",
+        description=check.optional(data, "description", str, "family spec", ""),
     )
 
 
@@ -92,33 +90,24 @@ def load_hardware_spec(path: Path) -> HardwareSpec:
     deps = requirements(
         check.string_list(data, "dependencies", "hardware spec"), check, "dependencies"
     )
-    description = (
-        check.typed(data, "description", str, "hardware spec") if "description" in data else ""
-    )
+    description = check.optional(data, "description", str, "hardware spec", "")
     return HardwareSpec(hardware=data["hardware"], dependencies=deps, description=description)
 
 
 def load_overrides(path: Path) -> dict[str, Override]:
     """Read overrides.json: {model_id: {additional_deps, requires_remote_code, notes}}."""
     data, text = read_json(path)
-    check = Checker(path, text)
-    check.table(data, "overrides")
+    Checker(path, text).table(data, "overrides")
     overrides = {}
     for model_id, entry in data.items():
         check = Checker(path, text).entry(model_id)
         check.table(entry, model_id)
         check.keys(entry, f"overrides[{model_id!r}]", set(), OVERRIDE_KEYS)
         where = f"overrides[{model_id!r}]"
-        deps = (
-            check.string_list(entry, "additional_deps", where) if "additional_deps" in entry else []
-        )
+        deps = check.string_list(entry, "additional_deps", where, default=[])
         overrides[model_id] = Override(
             additional_deps=requirements(deps, check, f"{where}.additional_deps"),
-            requires_remote_code=(
-                check.typed(entry, "requires_remote_code", bool, where)
-                if "requires_remote_code" in entry
-                else False
-            ),
-            notes=check.typed(entry, "notes", str, where) if "notes" in entry else "",
+            requires_remote_code=check.optional(entry, "requires_remote_code", bool, where, False),
+            notes=check.optional(entry, "notes", str, where, ""),
         )
     return overrides
