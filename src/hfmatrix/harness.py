@@ -79,12 +79,16 @@ class FamilyTest:
             return Source(self.model_id, "tiny", str(path), origin="built locally")
         return resolve_hub(self.model_id)
 
+    def pipeline_task(self) -> str:
+        """The pipeline task this run uses (a family may choose by transformers version)."""
+        return self.task
+
     def load_pipeline(self) -> Any:
         import torch
         from transformers import pipeline
 
-        location = self.source.location
-        return pipeline(self.task, model=location, device=self.device, dtype=torch.float32)
+        location, task = self.source.location, self.pipeline_task()
+        return pipeline(task, model=location, device=self.device, dtype=torch.float32)
 
     def load_model(self) -> tuple[Any, Any, dict[str, Any]]:
         """(fp32 model on the device in eval mode, processor, loading info)."""
@@ -168,6 +172,7 @@ class FamilyTest:
             "from_pretrained": run_one(self.test_from_pretrained, hardware),
         }
         record["tests"] = tests
+        record["pipeline_task"] = self.pipeline_task()
         record["loaded"] = self.loaded
         record["status"], record["reason"] = verdict(tests)
         every_check = [Check(**c) for t in tests.values() for c in t.get("checks", [])]

@@ -1,0 +1,35 @@
+"""Test inputs made in code: deterministic images and waveforms, no files, no downloads."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def synthetic_image(width: int = 64, height: int = 48) -> Any:
+    """An RGB PIL image with smooth gradients and a sharp-edged square: the same pixels on
+    every machine (integer arithmetic only)."""
+    from PIL import Image
+
+    pixels = bytearray()
+    for y in range(height):
+        for x in range(width):
+            inside = width // 4 <= x < width // 2 and height // 4 <= y < height // 2
+            pixels += bytes(
+                (
+                    (255 * x) // max(width - 1, 1),
+                    (255 * y) // max(height - 1, 1),
+                    40 if inside else (128 + 64 * ((x // 8 + y // 8) % 2)),
+                )
+            )
+    return Image.frombytes("RGB", (width, height), bytes(pixels))
+
+
+def sine_sweep(seconds: float = 1.0, rate: int = 16000, start_hz: float = 200.0,
+               end_hz: float = 4000.0, amplitude: float = 0.5) -> Any:  # fmt: skip
+    """A linear chirp from ``start_hz`` to ``end_hz`` as a float32 numpy array at ``rate``."""
+    import numpy as np
+
+    t = np.arange(int(seconds * rate), dtype=np.float64) / rate
+    sweep = start_hz * t + (end_hz - start_hz) * t * t / (2 * seconds)
+    return (amplitude * np.sin(2 * math.pi * sweep)).astype(np.float32)
