@@ -127,7 +127,8 @@ def tests(session: nox.Session) -> None:
     except UserError as exc:
         user_error(exc)
     session.install("-e", f"{ROOT}[test]", *dict.fromkeys(requirements))
-    session.run("python", "-m", "pytest", *session.posargs)
+    # tiny models only: one torch thread each, instead of threads fighting over the cores
+    session.run("python", "-m", "pytest", *session.posargs, env={"OMP_NUM_THREADS": "1"})
 
 
 @nox.session

@@ -75,14 +75,28 @@ def seed_parameters(model: Any, seed: int, std: float) -> None:
     """
     import torch
 
+    norms = norm_weights(model)
     with torch.no_grad():
         for name, param in model.named_parameters():
             key = hashlib.sha256(f"{seed}:{name}".encode()).digest()
             generator = torch.Generator().manual_seed(int.from_bytes(key[:8], "little"))
             values = torch.randn(param.shape, generator=generator, dtype=torch.float32) * std
-            if param.dim() == 1 and "norm" in name.lower() and name.endswith("weight"):
+            if param.dim() == 1 and name in norms:
                 values += 1.0
             param.copy_(values.to(param.dtype))
+
+
+def norm_weights(model: Any) -> set[str]:
+    """Names of normalisation weights: of LayerNorm/*Norm modules (GPT-2 calls them ln_*),
+    or named *norm*.weight."""
+    import torch
+
+    names = {name for name, _ in model.named_parameters()
+             if "norm" in name.lower() and name.endswith("weight")}  # fmt: skip
+    for prefix, module in model.named_modules():
+        if isinstance(module, torch.nn.LayerNorm) or type(module).__name__.endswith("Norm"):
+            names.add(f"{prefix}.weight" if prefix else "weight")
+    return names
 
 
 def weights_sha256(model: Any) -> str:

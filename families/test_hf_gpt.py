@@ -1,0 +1,178 @@
+"""The GPT family: decoder-only language models (GPT2LMHeadModel and kin) through
+text-generation.
+
+Run as a script (``python families/test_hf_gpt.py --model gpt2``) or through pytest
+(``nox -s gpt``); any causal-LM model id of this class runs with no new code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GPT2Config,
+    GPT2LMHeadModel,
+    GPT2Tokenizer,
+    pipeline,
+)
+
+from hfmatrix.checkpoints import seed_parameters, vocab_sha256, weights_sha256
+from hfmatrix.checks import Check, close, equal
+from hfmatrix.cli import family_main
+from hfmatrix.generation import fixed_length_greedy, greedy_new_ids
+from hfmatrix.harness import FamilyTest
+
+PROMPT = "The little fox runs into the forest, and the dog"
+BYTES_TEXT = "Café naïve — 東京 🦊!"  # outside the merges: byte-level fallback, lossless decoding
+NEW_TOKENS = 20  # greedy, EOS suppressed: exactly this many new tokens, compared id by id
+ATOL = 1e-4  # transformers' integration tests and optimum-intel's decoder-LM tolerance
+
+# The tiny checkpoint's byte-level BPE: GPT-2's 256 byte symbols, then these merges (the 35
+# that tokenizers' BpeTrainer learns, min_frequency=2, from four sentences about a fox and a
+# dog), then <|endoftext|> last, as in GPT-2.
+MERGES = [
+    "h e", "Ġ t", "Ġt he", "Ġ a", "f o", "Ġ fo", "r e", "Ġ l", "Ġ o", "Ġ w", "e n", "i m",
+    "i n", "Ġ s", "Ġ in", "Ġfo x", "T he", "c e", "d o", "i c", "i t", "l e", "n e", "p s",
+    "s t", "u n", "v e", "Ġ do", "Ġt im", "Ġa n", "Ġfo re", "Ġl a", "Ġdo g", "Ġtim e",
+    "Ġfore st",
+]  # fmt: skip
+EOS = "<|endoftext|>"
+
+
+def byte_symbols() -> list[str]:
+    """GPT-2's printable stand-ins for the 256 bytes, in byte order (its bytes_to_unicode)."""
+    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    shifted = iter(range(256, 512))
+    return [chr(b) if b in printable else chr(next(shifted)) for b in range(256)]
+
+
+VOCAB = [*byte_symbols(), *(merge.replace(" ", "") for merge in MERGES), EOS]
+TINY_CONFIG = dict(  # transformers' GPT2ModelTester sizes, with the vocabulary above
+    vocab_size=len(VOCAB), n_positions=64, n_embd=32, n_layer=2, n_head=4, n_inner=37,
+    bos_token_id=VOCAB.index(EOS), eos_token_id=VOCAB.index(EOS),
+)  # fmt: skip
+SEED, INIT_STD = 1234, 0.5
+
+# Golden values of the tiny checkpoint: its weights and vocabulary as loaded, and its
+# outputs on PROMPT (fp32, CPU).
+GOLDEN_WEIGHTS_SHA256 = "35be1afb97979886ee9a9577bf044c42a9a12ad1fb694d4a23bdf7618b7c5c5e"
+GOLDEN_VOCAB_SHA256 = "bf8278cbf2df536c4b512e16f1dc85ceaf4ee3f2ac99e6b0b7cedc4c5e432927"
+GOLDEN_INPUT_IDS = [
+    272, 263, 276, 116, 277, 271, 32, 114, 281, 115, 270, 116, 111, 258, 290, 44, 285, 100,
+    258, 288,
+]  # fmt: skip
+GOLDEN_BYTES_IDS = [  # one id per UTF-8 byte, but for the merge "ve" (282)
+    67, 97, 102, 195, 169, 32, 110, 97, 195, 175, 282, 32, 226, 128, 148, 32, 230, 157, 177,
+    228, 186, 172, 32, 240, 159, 166, 138, 33,
+]  # fmt: skip
+GOLDEN_LOGITS = [  # logits[0, -3:, :5]
+    [0.442774, -0.4466, 2.278809, 2.968004, 7.108683],
+    [-0.619316, -4.819028, -0.435146, 2.528574, 8.010276],
+    [-1.914149, -4.784981, 2.093583, 3.756762, 5.962634],
+]
+GOLDEN_LOGITS_STATS = [  # per position: mean and std of the logits over the vocabulary
+    [0.024385, 3.033396], [-0.037332, 3.445004], [-0.209107, 4.086006], [-0.044464, 4.353384],
+    [-0.196084, 4.193335], [-0.251062, 4.232665], [-0.15659, 4.378649], [0.096154, 3.774003],
+    [0.25784, 4.112727], [0.164408, 3.652504], [-0.048929, 3.63256], [0.124504, 3.055523],
+    [-0.204656, 3.892658], [-0.096966, 3.899291], [-0.239352, 4.318051], [0.03723, 4.195179],
+    [-0.020947, 3.671737], [-0.122291, 3.614352], [-0.118758, 4.288292], [-0.095996, 3.351202],
+]  # fmt: skip
+# Greedy ids after PROMPT (smallest top-1/top-2 logit gap over the 20 steps: 0.02, 200 x ATOL).
+GOLDEN_NEW_IDS = [
+    251, 26, 47, 275, 267, 46, 111, 180, 119, 63, 275, 8, 46, 47, 284, 68, 275, 47, 275, 40,
+]  # fmt: skip
+# The pipeline's generated text: GOLDEN_NEW_IDS decoded (random weights pick raw bytes too;
+# a lone byte that is not valid UTF-8 decodes to U+FFFD).
+GOLDEN_TEXT = "\ufffd\x1a/icim.o\ufffdw?ic\x08./ timDic/ic("
+
+
+class TestGptModels(FamilyTest):
+    """Causal LMs: text-generation pipeline, direct logits and greedy ids, their agreement."""
+
+    family = "gpt"
+    tiny_name = "gpt-v1"
+    auto_model = AutoModelForCausalLM
+    auto_processor = AutoTokenizer
+
+    def build_tiny(self, path: Path) -> None:
+        vocab = {token: i for i, token in enumerate(VOCAB)}
+        merges = [tuple(merge.split()) for merge in MERGES]
+        tokenizer = GPT2Tokenizer(
+            vocab=vocab, merges=merges, model_max_length=TINY_CONFIG["n_positions"]
+        )
+        model = GPT2LMHeadModel(GPT2Config(**TINY_CONFIG))
+        seed_parameters(model, SEED, INIT_STD)
+        model.save_pretrained(path)
+        tokenizer.save_pretrained(path)
+
+    def forward(self, model, tokenizer) -> torch.Tensor:
+        inputs = tokenizer(PROMPT, return_tensors="pt").to(self.device)
+        return model(**inputs).logits
+
+    def greedy(self, model, tokenizer) -> list[int]:
+        """The direct model's NEW_TOKENS greedy ids after PROMPT."""
+        inputs = tokenizer(PROMPT, return_tensors="pt").to(self.device)
+        return greedy_new_ids(model, inputs, NEW_TOKENS)[0]
+
+    def pipeline_checks(self, pipe) -> list[Check]:
+        generate = fixed_length_greedy(NEW_TOKENS)
+        text = pipe(PROMPT, return_full_text=False, **generate)[0]["generated_text"]
+        output = pipe(PROMPT, return_tensors=True, **generate)[0]["generated_token_ids"]
+        ids = [int(i) for i in output]  # prompt ids, then the new ones
+        prompt_ids = pipe.tokenizer(PROMPT)["input_ids"]
+        new_ids = ids[len(prompt_ids) :]
+        direct = self.greedy(pipe.model, pipe.tokenizer)
+        checks = [
+            equal("prompt_kept", ids[: len(prompt_ids)], prompt_ids),
+            equal("pipeline_ids_match_direct_greedy", new_ids, direct),
+            equal("text_is_greedy_ids_decoded", text,
+                  pipe.tokenizer.decode(direct, skip_special_tokens=True)),
+        ]  # fmt: skip
+        if self.tier == "tiny":
+            checks.append(equal("generated_ids", new_ids, GOLDEN_NEW_IDS))
+            checks.append(equal("generated_text", text, GOLDEN_TEXT))
+        return checks
+
+    def from_pretrained_checks(self, model, tokenizer, logits) -> list[Check]:
+        def decode(ids: list[int]) -> str:
+            return tokenizer.decode(ids, skip_special_tokens=True)
+
+        input_ids = tokenizer(PROMPT)["input_ids"]
+        new_ids = self.greedy(model, tokenizer)
+        # One forward pass over prompt + generated ids (no cache) must pick the same tokens
+        # that cached decoding picked: the chosen token's logit is the maximum, within ATOL.
+        full = torch.tensor([input_ids + new_ids], device=self.device)
+        steps = model(full).logits[0, len(input_ids) - 1 : -1]
+        chosen = steps.gather(-1, torch.tensor(new_ids, device=self.device)[:, None])[:, 0]
+        piped = pipeline("text-generation", model=model, tokenizer=tokenizer, device=self.device)
+        text = piped(PROMPT, return_full_text=False, **fixed_length_greedy(NEW_TOKENS))
+        checks = [
+            equal("logits_shape", list(logits.shape),
+                  [1, len(input_ids), model.config.vocab_size]),
+            equal("new_token_count", len(new_ids), NEW_TOKENS),
+            equal("first_greedy_token_is_argmax", new_ids[0], int(logits[0, -1].argmax())),
+            close("greedy_ids_are_argmax_without_cache", steps.max(-1).values - chosen,
+                  torch.zeros(NEW_TOKENS), ATOL),
+            equal("pipeline_matches_greedy_text", text[0]["generated_text"], decode(new_ids)),
+            equal("decode_round_trip", decode(input_ids), PROMPT),
+            equal("bytes_decode_round_trip", decode(tokenizer(BYTES_TEXT)["input_ids"]),
+                  BYTES_TEXT),
+        ]  # fmt: skip
+        if self.tier == "tiny":
+            checks.append(equal("weights_sha256", weights_sha256(model), GOLDEN_WEIGHTS_SHA256))
+            checks.append(equal("vocab_sha256", vocab_sha256(tokenizer), GOLDEN_VOCAB_SHA256))
+            checks.append(equal("input_ids", input_ids, GOLDEN_INPUT_IDS))
+            checks.append(equal("bytes_input_ids", tokenizer(BYTES_TEXT)["input_ids"],
+                                GOLDEN_BYTES_IDS))  # fmt: skip
+            checks.append(close("logits_slice", logits[0, -3:, :5], GOLDEN_LOGITS, ATOL))
+            stats = torch.stack([logits[0].mean(-1), logits[0].std(-1)], dim=-1)
+            checks.append(close("logits_stats", stats, GOLDEN_LOGITS_STATS, ATOL))
+            checks.append(equal("greedy_ids", new_ids, GOLDEN_NEW_IDS))
+        return checks
+
+
+if __name__ == "__main__":
+    raise SystemExit(family_main(TestGptModels))

@@ -1,0 +1,216 @@
+"""The LLaVA family: vision-language models (LlavaForConditionalGeneration) through
+image-text-to-text.
+
+A CLIP vision tower encodes the image, a projector maps its patch features into the
+language model's embedding space, and the processor expands the prompt's one ``<image>``
+token into one placeholder per image feature, which the model replaces with those features
+before a Llama decoder generates. Run as a script
+(``python families/test_hf_llava.py --model llava-hf/llava-1.5-7b-hf``) or through pytest
+(``nox -s llava``); any model id of this class runs with no new code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import ImageOps
+from transformers import (
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    CLIPImageProcessor,
+    CLIPVisionConfig,
+    LlamaConfig,
+    LlamaTokenizer,
+    LlavaConfig,
+    LlavaForConditionalGeneration,
+    LlavaProcessor,
+)
+
+from hfmatrix.checkpoints import seed_parameters, vocab_sha256, weights_sha256
+from hfmatrix.checks import Check, close, equal, truth
+from hfmatrix.cli import family_main
+from hfmatrix.generation import fixed_length_greedy, greedy_new_ids
+from hfmatrix.harness import FamilyTest
+from hfmatrix.inputs import synthetic_image
+
+PROMPT = "USER: <image>\nWhat is in this picture? ASSISTANT:"  # llava-1.5's prompt format
+NEW_TOKENS = 12
+# optimum-intel's LLaVA tolerance is 4e-3, for OpenVINO against PyTorch; here the reference
+# and the run are both PyTorch fp32, where the tiny checkpoint's logits move by ~5e-6 at
+# most (measured: 1 vs 2 CPU threads, a different summation order).
+ATOL = 1e-4
+IMAGE_DIFF_MIN = 1e-3  # the last position's logits must move this much when the image does
+
+# The tiny checkpoint's byte-pair vocabulary: special tokens, characters, then every word
+# of WORDS built up one character at a time (each step is one merge). "▁" marks a word
+# start, as in Llama's tokenizer.
+SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>", "<image>"]
+CHARACTERS = [*"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.,:?!'\n▁"]
+WORDS = [
+    "▁USER", "▁ASSISTANT", "What", "▁what", "▁is", "▁in", "▁this", "▁picture", "▁image",
+    "▁a", "▁an", "▁the", "▁of", "▁and", "▁with", "▁on", "▁square", "▁red", "▁green",
+    "▁blue", "▁dark", "▁light", "▁gradient", "▁corner", "▁there", "▁it", "▁shows",
+]  # fmt: skip
+IMAGE_SIZE, PATCH_SIZE = 32, 8
+IMAGE_TOKENS = (IMAGE_SIZE // PATCH_SIZE) ** 2  # CLIP's CLS feature is dropped ("default")
+VISION_CONFIG = dict(  # transformers' LlavaModelTester / CLIP tester sizes
+    image_size=IMAGE_SIZE, patch_size=PATCH_SIZE, hidden_size=32, num_hidden_layers=2,
+    num_attention_heads=4, intermediate_size=37, projection_dim=32,
+)  # fmt: skip
+TEXT_CONFIG = dict(  # a Llama decoder with grouped-query attention (4 heads, 2 KV heads)
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+    intermediate_size=37, max_position_embeddings=128, bos_token_id=1, eos_token_id=2,
+    pad_token_id=3,
+)  # fmt: skip
+LLAVA_CONFIG = dict(
+    image_token_index=SPECIAL_TOKENS.index("<image>"), image_seq_length=IMAGE_TOKENS,
+    vision_feature_layer=-1, vision_feature_select_strategy="default",
+    projector_hidden_act="gelu",
+)  # fmt: skip
+IMAGE_PROCESSOR = dict(  # CLIP's processing (and mean/std), resized to the tiny tower
+    size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+)  # fmt: skip
+# With std 0.5 the projected image features reach ~260 and the logits move by 3e-5 with the
+# thread count; at 0.25 they stay near 12. Seed 38: every greedy step leads by >= 0.16.
+SEED, INIT_STD = 38, 0.25
+
+
+def bpe_vocabulary() -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """The tiny BPE's vocabulary and merges, derived from the constants above."""
+    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
+    merges = []
+    for character in CHARACTERS:
+        vocab.setdefault(character, len(vocab))
+    for word in WORDS:
+        prefix = word[0]
+        for character in word[1:]:
+            if prefix + character not in vocab:
+                vocab[prefix + character] = len(vocab)
+                merges.append((prefix, character))
+            prefix += character
+    return vocab, merges
+
+
+# Golden values of the tiny checkpoint: its weights and vocabulary as loaded, its inputs
+# after processing and its outputs on PROMPT and synthetic_image() (fp32, CPU).
+GOLDEN_WEIGHTS_SHA256 = "4e2a00e030281228256629c51688c8d4d33339e62288bde8e7ce810973c0f539"
+GOLDEN_VOCAB_SHA256 = "946151728e37082589f78acdac0b2fe670f8c6c82b63de9e2b905371c5181f28"
+GOLDEN_INPUT_IDS = [1, 68, 59, 64, *[4] * 16, 63, 80, 86, 87, 91, 98, 60, 77, 59]  # 4: <image>
+GOLDEN_PIXEL_STATS = [  # per channel: mean and std of pixel_values
+    [0.062194, 0.831423], [0.153889, 1.129219], [0.65497, 0.605679],
+]  # fmt: skip
+GOLDEN_LOGITS = [  # logits[0, -3:, :6]
+    [0.526758, -1.30984, 0.24924, -1.741515, -1.94132, -1.244146],
+    [0.461873, 0.250438, -2.072832, -0.235342, -1.372419, 1.192343],
+    [1.607118, -2.607895, 1.13156, -4.642174, -1.961996, -1.679442],
+]
+GOLDEN_NEW_IDS = [115, 113, 115, 65, 65, 113, 113, 27, 42, 107, 115, 101]
+# The pipeline's text: GOLDEN_NEW_IDS decoded after the prompt (so "▁squ" keeps its space).
+GOLDEN_TEXT = " squ s squ U U s swL of squ imag"
+
+
+class TestLlavaModels(FamilyTest):
+    """LLaVA models: image-token expansion, logits, greedy generation, pipeline agreement."""
+
+    family = "llava"
+    tiny_name = "llava-v1"
+    auto_model = AutoModelForImageTextToText
+    auto_processor = AutoProcessor
+
+    def build_tiny(self, path: Path) -> None:
+        vocab, merges = bpe_vocabulary()
+        tokenizer = LlamaTokenizer(
+            vocab=vocab, merges=merges, pad_token="<pad>", add_bos_token=True,
+            extra_special_tokens={"image_token": "<image>"},
+        )  # fmt: skip
+        processor = LlavaProcessor(
+            image_processor=CLIPImageProcessor(**IMAGE_PROCESSOR), tokenizer=tokenizer,
+            patch_size=PATCH_SIZE, vision_feature_select_strategy="default",
+            num_additional_image_tokens=1,  # CLIP's CLS position
+        )  # fmt: skip
+        config = LlavaConfig(
+            vision_config=CLIPVisionConfig(**VISION_CONFIG),
+            text_config=LlamaConfig(vocab_size=len(vocab), **TEXT_CONFIG),
+            **LLAVA_CONFIG,
+        )
+        model = LlavaForConditionalGeneration(config)
+        seed_parameters(model, SEED, INIT_STD)
+        model.save_pretrained(path)
+        processor.save_pretrained(path)
+
+    def inputs(self, processor, image=None) -> dict:
+        image = synthetic_image() if image is None else image
+        return processor(images=image, text=PROMPT, return_tensors="pt").to(self.device)
+
+    def forward(self, model, processor) -> torch.Tensor:
+        return model(**self.inputs(processor)).logits
+
+    def image_token_checks(self, model, processor, inputs) -> list[Check]:
+        """The processor expands <image> into as many placeholders as the vision tower (after
+        the feature selection) gives features, and as its config implies."""
+        config, vision = model.config, model.config.vision_config
+        tokens = inputs["input_ids"][0].tolist().count(config.image_token_id)
+        from_config = (vision.image_size // vision.patch_size) ** 2
+        if config.vision_feature_select_strategy != "default":  # CLS (or the like) kept
+            from_config += processor.num_additional_image_tokens
+        features = model.get_image_features(
+            pixel_values=inputs["pixel_values"],
+            vision_feature_layer=config.vision_feature_layer,
+            vision_feature_select_strategy=config.vision_feature_select_strategy,
+        ).pooler_output
+        return [
+            equal("image_tokens_match_features", tokens, sum(len(f) for f in features)),
+            equal("image_tokens_match_vision_config", tokens, from_config),
+        ]
+
+    def pipeline_checks(self, pipe) -> list[Check]:
+        inputs = self.inputs(pipe.processor)
+        with torch.inference_mode():
+            checks = self.image_token_checks(pipe.model, pipe.processor, inputs)
+        if not all(check.passed for check in checks):
+            return checks  # the model refuses to generate from a mismatched expansion
+        output = pipe(
+            images=synthetic_image(), text=PROMPT, return_full_text=False,
+            generate_kwargs=fixed_length_greedy(NEW_TOKENS),
+        )  # fmt: skip
+        text = output[0]["generated_text"]
+        new_ids = greedy_new_ids(pipe.model, inputs, NEW_TOKENS)[0]
+        decoded = pipe.processor.decode(new_ids, skip_special_tokens=True)
+        # The pipeline decodes the new tokens after the prompt's, where the first new word
+        # may keep the leading space that decoding them alone strips.
+        checks.append(equal("pipeline_text_is_decoded_greedy_ids", text.lstrip(), decoded.lstrip()))
+        if self.tier == "tiny":
+            checks.append(equal("generated_text", text, GOLDEN_TEXT))
+        return checks
+
+    def from_pretrained_checks(self, model, processor, logits) -> list[Check]:
+        inputs = self.inputs(processor)
+        new_ids = greedy_new_ids(model, inputs, NEW_TOKENS)[0]
+        mirrored = self.inputs(processor, ImageOps.mirror(synthetic_image()))
+        image_diff = float((model(**mirrored).logits[0, -1] - logits[0, -1]).abs().max())
+        last = logits[0, -1].clone()
+        eos = model.generation_config.eos_token_id
+        if eos is not None:  # fixed-length generation suppresses EOS
+            last[torch.as_tensor(eos).reshape(-1)] = float("-inf")
+        checks = [
+            equal("first_greedy_id_is_logits_argmax", new_ids[0], int(last.argmax())),
+            truth("image_reaches_logits", image_diff > IMAGE_DIFF_MIN,
+                  f"max |diff| {image_diff:.3g} between the image and its mirror image"),
+        ]  # fmt: skip
+        if self.tier == "tiny":
+            pixels = inputs["pixel_values"][0].flatten(1)
+            pixel_stats = torch.stack([pixels.mean(-1), pixels.std(-1)], dim=-1)
+            checks += [
+                equal("weights_sha256", weights_sha256(model), GOLDEN_WEIGHTS_SHA256),
+                equal("vocab_sha256", vocab_sha256(processor.tokenizer), GOLDEN_VOCAB_SHA256),
+                equal("input_ids", inputs["input_ids"][0].tolist(), GOLDEN_INPUT_IDS),
+                close("pixel_values_stats", pixel_stats, GOLDEN_PIXEL_STATS, ATOL),
+                close("logits_slice", logits[0, -3:, :6], GOLDEN_LOGITS, ATOL),
+                equal("greedy_new_ids", new_ids, GOLDEN_NEW_IDS),
+            ]
+        return checks
+
+
+if __name__ == "__main__":
+    raise SystemExit(family_main(TestLlavaModels))

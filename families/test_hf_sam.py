@@ -1,0 +1,211 @@
+"""The SAM family: Segment Anything (SamModel) through mask-generation and a point prompt.
+
+Run as a script (``python families/test_hf_sam.py --model facebook/sam-vit-base``) or through
+pytest (``nox -s sam``); any SamModel checkpoint runs with no new code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    AutoModelForMaskGeneration,
+    AutoProcessor,
+    SamConfig,
+    SamImageProcessor,
+    SamModel,
+    pipeline,
+)
+
+from hfmatrix.checkpoints import seed_parameters, weights_sha256
+from hfmatrix.checks import Check, close, equal, truth
+from hfmatrix.cli import family_main
+from hfmatrix.harness import FamilyTest
+from hfmatrix.inputs import synthetic_image
+
+# synthetic_image() is 64 x 48 with a dark (blue 40) square at x in [16, 32), y in [12, 24).
+WIDTH, HEIGHT = synthetic_image().size
+POINT = [24, 18]  # (x, y): the square's centre, also a point of the pipeline's 4 x 4 grid below
+GRID = dict(points_per_crop=4, points_per_batch=8)  # 16 grid points in two batches
+THRESHOLDS = {
+    "hub": dict(pred_iou_thresh=0.88, stability_score_thresh=0.95),  # the pipeline's defaults
+    # random weights predict IoU far outside [0, 1] and unstable masks: thresholds for them
+    "tiny": dict(pred_iou_thresh=1.0, stability_score_thresh=0.05),
+}
+NO_FILTERS = dict(pred_iou_thresh=0.0, stability_score_thresh=0.0, crops_nms_thresh=1.0)
+ATOL = 1e-4  # optimum-intel's SAM tolerance
+IOU_RANGE = (-0.1, 1.1)  # a trained IoU head regresses IoUs in [0, 1]; a small margin
+MAX_DIFFERING_PIXELS = 0.001  # share of mask pixels the pipeline may binarise differently
+
+# transformers' SamModelTester sizes, at 128 x 128 pixels (an 8 x 8 embedding, 32 x 32 masks)
+TINY_CONFIG = dict(
+    vision_config=dict(
+        image_size=128, patch_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        mlp_dim=64, output_channels=32, window_size=4, global_attn_indexes=[1], num_pos_feats=16,
+    ),
+    prompt_encoder_config=dict(
+        hidden_size=32, image_size=128, patch_size=16, mask_input_channels=4,
+    ),
+    mask_decoder_config=dict(
+        hidden_size=32, mlp_dim=64, num_hidden_layers=2, num_attention_heads=4,
+        iou_head_hidden_dim=32,
+    ),
+)  # fmt: skip
+TINY_IMAGE_PROCESSOR = dict(  # resize the longest edge to the model's 128 and pad to 128 x 128
+    size={"longest_edge": 128}, pad_size={"height": 128, "width": 128},
+    mask_size={"longest_edge": 32}, mask_pad_size={"height": 32, "width": 32},
+)  # fmt: skip
+SEED, INIT_STD = 0, 0.4
+
+# Golden values of the tiny checkpoint: its weights and image processor as loaded, and its
+# outputs on synthetic_image() with POINT (fp32, CPU).
+GOLDEN_WEIGHTS_SHA256 = "51a14ef6291f68954dc3bc5063c64afd9b365e21bd8b1e2f6ca9d271df979f98"
+GOLDEN_IMAGE_PROCESSOR_CLASS = "SamImageProcessor"  # the torchvision backend, v5's default
+GOLDEN_IMAGE_PROCESSOR = {
+    **TINY_IMAGE_PROCESSOR, "do_resize": True, "do_rescale": True, "do_normalize": True,
+    "do_pad": True, "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225],
+    "rescale_factor": 1 / 255, "resample": 2,
+}  # fmt: skip
+GOLDEN_SIZES = {"original_sizes": [[48, 64]], "reshaped_input_sizes": [[96, 128]]}
+GOLDEN_INPUT_POINTS = [[[[48.0, 36.0]]]]  # POINT scaled to the 128 x 96 resized image
+GOLDEN_PIXEL_STATS = [  # per channel: mean and std of pixel_values
+    [0.043106, 1.107728], [0.143765, 1.142811], [0.640139, 0.709614],
+]  # fmt: skip
+GOLDEN_PIXEL_SLICE = [  # pixel_values[0, :, 36, 30:34]: across the square's left edge
+    [-1.107543, -1.073294, -1.039044, -1.004795],
+    [-0.355042, -0.355042, -0.355042, -0.355042],
+    [1.541961, 0.879651, -0.444967, -1.107277],
+]
+GOLDEN_IOU_SCORES = [5.448351, 5.949268, -8.639704]  # iou_scores[0, 0]
+GOLDEN_MASKS_SLICE = [  # pred_masks[0, 0, :, 9, 10:14]: low-res mask logits near POINT
+    [11.094851, 11.682673, 5.511359, -0.913894],
+    [-2.632902, -3.812406, -9.13125, 0.044908],
+    [-22.122929, -22.598383, -3.172219, 7.077745],
+]
+GOLDEN_MASKS_STATS = [  # per mask: mean and std of pred_masks
+    [3.255044, 4.59064], [-4.382887, 4.798693], [-0.827238, 9.648853],
+]  # fmt: skip
+GOLDEN_MASK_PIXELS = [2753, 22, 1562]  # true pixels of each post-processed 48 x 64 mask
+GOLDEN_PIPELINE_SCORES = [6.823323, 6.684163]  # the tiny thresholds keep two masks
+GOLDEN_PIPELINE_PIXELS = [2969, 28]
+
+
+class TestSamModels(FamilyTest):
+    """Segment Anything: automatic mask generation, point-prompted masks, and their agreement."""
+
+    family = "sam"
+    tiny_name = "sam-v1"
+    auto_model = AutoModelForMaskGeneration
+    auto_processor = AutoProcessor
+    last: tuple[Any, Any] | None = None  # (inputs, outputs) of the latest forward pass
+
+    def build_tiny(self, path: Path) -> None:
+        model = SamModel(SamConfig(**TINY_CONFIG))
+        seed_parameters(model, SEED, INIT_STD)
+        model.save_pretrained(path)
+        # the image processor alone, as preprocessor_config.json: the Hub checkpoints' layout
+        SamImageProcessor(**TINY_IMAGE_PROCESSOR).save_pretrained(path)
+
+    def forward(self, model, processor) -> torch.Tensor:
+        inputs = processor(images=synthetic_image(), input_points=[[POINT]], return_tensors="pt")
+        inputs = inputs.to(self.device)
+        outputs = model(pixel_values=inputs["pixel_values"], input_points=inputs["input_points"])
+        self.last = inputs, outputs  # from_pretrained_checks reads the IoU scores here
+        return outputs.pred_masks
+
+    def pipeline_checks(self, pipe) -> list[Check]:
+        thresholds = THRESHOLDS["tiny" if self.tier == "tiny" else "hub"]
+        result = pipe(synthetic_image(), **GRID, **thresholds)
+        masks, scores = result["masks"], result["scores"].cpu()
+        shapes = {tuple(mask.shape) for mask in masks}
+        checks = [
+            truth("found_masks", len(masks) > 0, "no mask passed the thresholds"),
+            truth("mask_shapes_match_image", shapes <= {(HEIGHT, WIDTH)}, str(shapes)),
+            truth("scores_descending", scores.tolist() == sorted(scores.tolist(), reverse=True),
+                  str(scores.tolist())),
+            truth("scores_pass_threshold", bool((scores > thresholds["pred_iou_thresh"]).all()),
+                  f"{scores.tolist()} vs {thresholds['pred_iou_thresh']}"),
+        ]  # fmt: skip
+        if self.tier == "tiny":
+            pixels = [int(mask.sum()) for mask in masks]
+            checks.append(equal("image_processor_class", type(pipe.image_processor).__name__,
+                                GOLDEN_IMAGE_PROCESSOR_CLASS))  # fmt: skip
+            checks.append(equal("mask_pixels", pixels, GOLDEN_PIPELINE_PIXELS))
+            checks.append(close("mask_scores", scores, GOLDEN_PIPELINE_SCORES, ATOL))
+        return checks
+
+    def from_pretrained_checks(self, model, processor, pred_masks) -> list[Check]:
+        inputs, outputs = self.last
+        iou = outputs.iou_scores[0, 0].cpu()
+        sizes = {key: inputs[key].tolist() for key in GOLDEN_SIZES}
+        masks = processor.post_process_masks(pred_masks.cpu(), **sizes)[0][0]  # 3 x H x W
+        side = 4 * model.config.prompt_encoder_config.image_embedding_size
+        checks = [
+            equal("pred_masks_shape", list(pred_masks.shape), [1, 1, 3, side, side]),
+            equal("iou_scores_shape", list(outputs.iou_scores.shape), [1, 1, 3]),
+            equal("masks_shape", list(masks.shape), [3, HEIGHT, WIDTH]),
+            *self.pipeline_agreement(model, processor, iou, masks),
+        ]
+        if self.tier == "tiny":
+            pixel_values = inputs["pixel_values"][0]
+            saved = json.loads(processor.image_processor.to_json_string())
+            settings = {key: saved.get(key) for key in GOLDEN_IMAGE_PROCESSOR}
+            checks += [
+                equal("weights_sha256", weights_sha256(model), GOLDEN_WEIGHTS_SHA256),
+                equal("image_processor_class", type(processor.image_processor).__name__,
+                      GOLDEN_IMAGE_PROCESSOR_CLASS),
+                equal("image_processor_settings", settings,
+                      json.loads(json.dumps(GOLDEN_IMAGE_PROCESSOR))),
+                equal("sizes", sizes, GOLDEN_SIZES),
+                equal("input_points", inputs["input_points"].tolist(), GOLDEN_INPUT_POINTS),
+                close("pixel_values_stats", stats(pixel_values), GOLDEN_PIXEL_STATS, ATOL),
+                close("pixel_values_slice", pixel_values[:, 36, 30:34], GOLDEN_PIXEL_SLICE, ATOL),
+                close("iou_scores", iou, GOLDEN_IOU_SCORES, ATOL),
+                close("pred_masks_slice", pred_masks[0, 0, :, 9, 10:14], GOLDEN_MASKS_SLICE, ATOL),
+                close("pred_masks_stats", stats(pred_masks[0, 0]), GOLDEN_MASKS_STATS, ATOL),
+                equal("mask_pixels", masks.sum((-1, -2)).tolist(), GOLDEN_MASK_PIXELS),
+            ]  # fmt: skip
+        else:
+            low, high = IOU_RANGE
+            best = int(iou.argmax())
+            x, y = POINT
+            checks += [
+                truth("iou_scores_in_range", bool(((iou >= low) & (iou <= high)).all()),
+                      f"{iou.tolist()} outside {IOU_RANGE}"),
+                truth("point_in_best_mask", bool(masks[best, y, x]),
+                      f"mask {best} (iou {iou[best]:.3f}) does not cover the point {POINT}"),
+            ]  # fmt: skip
+        return checks
+
+    def pipeline_agreement(self, model, processor, iou, masks) -> list[Check]:
+        """The pipeline's unfiltered masks at the grid point POINT are the direct model's."""
+        pipe = pipeline(
+            "mask-generation", model=model, image_processor=processor.image_processor,
+            device=self.device,
+        )  # fmt: skip
+        result = pipe(synthetic_image(), **GRID, **NO_FILTERS)
+        scores, piped = result["scores"].cpu(), torch.stack(result["masks"]).cpu()
+        score_gap = (scores[None, :] - iou[:, None]).abs()  # direct mask x pipeline mask
+        pixel_gap = (piped[None] != masks[:, None]).sum((-1, -2)).double()
+        pixel_gap[score_gap > ATOL] = float("inf")
+        match = pixel_gap.argmin(-1)  # per direct mask: its pipeline twin
+        differing = pixel_gap.gather(1, match[:, None]).max().item()
+        allowed = MAX_DIFFERING_PIXELS * HEIGHT * WIDTH
+        return [
+            close("pipeline_matches_model_scores", scores[match], iou, ATOL),
+            truth("pipeline_matches_model_masks", differing <= allowed,
+                  f"{differing} pixels differ (at most {allowed:g})"),
+        ]  # fmt: skip
+
+
+def stats(values: torch.Tensor) -> torch.Tensor:
+    """Per leading index (channel or mask): the mean and std of the values."""
+    flat = values.flatten(1)
+    return torch.stack([flat.mean(-1), flat.std(-1)], dim=-1)
+
+
+if __name__ == "__main__":
+    raise SystemExit(family_main(TestSamModels))

@@ -1,0 +1,248 @@
+"""The Whisper family: speech-to-text encoder-decoders (WhisperForConditionalGeneration) through
+automatic-speech-recognition.
+
+Run as a script (``python families/test_hf_whisper.py --model openai/whisper-tiny``) or through
+pytest (``nox -s whisper``); any Whisper model id of this class runs with no new code. The input
+is a synthetic 16 kHz sine sweep passed as an array with its sampling rate (no ffmpeg, no files).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoModelForSpeechSeq2Seq,
+    AutoProcessor,
+    GenerationConfig,
+    WhisperConfig,
+    WhisperFeatureExtractor,
+    WhisperForConditionalGeneration,
+    WhisperProcessor,
+    WhisperTokenizer,
+)
+from transformers.models.whisper.modeling_whisper import sinusoids
+
+from hfmatrix.checkpoints import seed_parameters, vocab_sha256, weights_sha256
+from hfmatrix.checks import Check, close, equal
+from hfmatrix.cli import family_main
+from hfmatrix.generation import fixed_length_greedy, greedy_new_ids
+from hfmatrix.harness import FamilyTest
+from hfmatrix.inputs import sine_sweep
+
+SAMPLING_RATE = 16000  # sine_sweep(): 1 s, 200 Hz -> 4 kHz at 16 kHz
+NEW_TOKENS = 12  # greedy, EOS suppressed until then: a fixed-length transcript
+LANGUAGE, TASK = "en", "transcribe"  # passed to generate() and the pipeline (multilingual models)
+# What Whisper's generate() starts the decoder with for LANGUAGE and TASK, without timestamps;
+# the direct logits are taken on the same prompt (English-only models: no language, no task).
+DECODER_PROMPT = ["<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>"]
+ENGLISH_ONLY_PROMPT = ["<|startoftranscript|>", "<|notimestamps|>"]
+TEXT = " a sine sweep rising from low to high"  # the tokenizer's check: BPE merges, prefix, EOS
+ATOL = 1e-3  # optimum-intel's Whisper tolerance (ANCHORS.md)
+
+# The tiny checkpoint's byte-level BPE: printable ASCII bytes (the space as "Ġ"), words built by
+# merges, then Whisper's special tokens in Whisper's order (the tokenizer finds a language token
+# at <|startoftranscript|> + 1 + its index in Whisper's language list: en, zh, de, ...).
+BYTES = ["Ġ", *(chr(b) for b in range(0x21, 0x7F))]
+WORDS = ["the", "a", "sine", "sweep", "tone", "rising", "from", "low", "to", "high", "sound",
+         "pitch", "hz"]  # fmt: skip
+LANGUAGE_TOKENS = ["<|en|>", "<|zh|>", "<|de|>"]
+SPECIAL_TOKENS = [
+    "<|endoftext|>", "<|startoftranscript|>", *LANGUAGE_TOKENS, "<|translate|>", "<|transcribe|>",
+    "<|startoflm|>", "<|startofprev|>", "<|nocaptions|>", "<|notimestamps|>",
+]  # fmt: skip
+# Never generated (generation config's suppress_tokens), as in openai/whisper-*.
+SUPPRESSED = ["<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>",
+              "<|nocaptions|>"]  # fmt: skip
+# A 2 s window (200 log-mel frames): the 1 s sweep is padded, as real audio is to 30 s.
+FEATURE_EXTRACTOR = dict(feature_size=80, sampling_rate=SAMPLING_RATE, hop_length=160,
+                         chunk_length=2, n_fft=400)  # fmt: skip
+TINY_CONFIG = dict(  # WhisperModelTester-like sizes; 200 frames / conv stride 2 = 100 positions
+    num_mel_bins=80, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+    decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, max_source_positions=100,
+    max_target_positions=48,
+)  # fmt: skip
+SEED, INIT_STD = 3, 0.5  # greedy steps: top-2 logit gaps >= 0.12 (>> ATOL), 8 distinct tokens
+
+# Golden values of the tiny checkpoint: its weights, vocabulary and feature extractor as loaded,
+# and its outputs on sine_sweep() (fp32, CPU).
+GOLDEN_WEIGHTS_SHA256 = "7e1c9dbe16d6756dda73c4c070503df45863b7ec8d93ce429e5b39955a75b36f"
+GOLDEN_VOCAB_SHA256 = "dd0bb7329600e83224d9d8717d6b41a97c1e7cb20d9aaafa29ea08ced1d1800e"
+GOLDEN_FEATURE_EXTRACTOR = {
+    "feature_size": 80, "sampling_rate": 16000, "hop_length": 160, "chunk_length": 2,
+    "n_fft": 400, "n_samples": 32000, "nb_max_frames": 200, "padding_value": 0.0,
+}  # fmt: skip
+GOLDEN_PROMPT_IDS = [138, 139, 143, 147]
+GOLDEN_TEXT_IDS = [138, 147, 98, 102, 106, 115, 119, 122, 107, 126, 137]
+GOLDEN_FEATURES_STATS = [-0.476466, 0.32642, -0.569338, 1.430662]  # mean, std, min, max
+GOLDEN_FEATURES_SLICE = [  # input_features[0, ::16, 98:102]: the end of the sweep, then padding
+    [-0.569338, -0.212129, 0.297901, -0.212133],
+    [-0.569338, -0.205574, 0.304698, -0.205573],
+    [-0.569338, -0.187579, 0.322479, -0.187556],
+    [-0.569338, -0.103736, 0.405939, -0.103846],
+    [-0.36011, 0.255942, 0.760019, 0.25064],
+]
+GOLDEN_LOGITS = [  # logits[0, :, :6] on DECODER_PROMPT
+    [-3.547095, 0.184474, 4.829685, -0.371505, -2.365771, 6.005844],
+    [-0.23754, -1.449252, 2.589456, 1.594774, -1.053097, 5.387701],
+    [-3.704588, 2.869156, 2.890641, 0.592068, 0.838183, 7.197714],
+    [-4.133227, 0.545609, 2.017681, -0.011564, 0.872485, 8.567864],
+]
+GOLDEN_LOGITS_STATS = [  # per decoder position: mean and std of the logits over the vocabulary
+    [0.244433, 3.514241], [0.229147, 2.991993], [0.208358, 3.1665], [0.27647, 3.195383],
+]  # fmt: skip
+GOLDEN_NEW_IDS = [5, 67, 76, 18, 67, 67, 120, 125, 67, 58, 67, 67]
+GOLDEN_TRANSCRIPT = "%cl2cc l higcZcc"  # random weights: bytes, not words
+
+
+def byte_level_bpe() -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """The vocabulary and merges: every byte of BYTES, then each word of WORDS ("Ġ" + word)
+    grown one character at a time, left to right."""
+    vocab = {token: i for i, token in enumerate(BYTES)}
+    merges = []
+    for word in WORDS:
+        piece = "Ġ"
+        for char in word:
+            if piece + char not in vocab:
+                merges.append((piece, char))
+                vocab[piece + char] = len(vocab)
+            piece += char
+    return vocab, merges
+
+
+def fe_settings(feature_extractor) -> dict:
+    keys = ("feature_size", "sampling_rate", "hop_length", "chunk_length", "n_fft",
+            "n_samples", "nb_max_frames", "padding_value")  # fmt: skip
+    return {key: getattr(feature_extractor, key, None) for key in keys}
+
+
+def multilingual(model) -> bool:
+    """Whether generate() takes a language and a task (English-only models refuse them)."""
+    config = model.generation_config
+    return getattr(config, "is_multilingual", True) and all(
+        hasattr(config, key) for key in ("lang_to_id", "task_to_id")
+    )
+
+
+def first_step_logits(logits: torch.Tensor, config) -> torch.Tensor:
+    """The decoder prompt's last logits as greedy generate() sees them at its first step: the
+    generation config's suppress_tokens and begin_suppress_tokens, and EOS (min_new_tokens),
+    ruled out."""
+    eos = config.eos_token_id
+    ruled_out = {*(config.suppress_tokens or []), *(config.begin_suppress_tokens or []),
+                 *(eos if isinstance(eos, list) else [eos])}  # fmt: skip
+    logits = logits.clone()
+    logits[sorted(ruled_out)] = float("-inf")
+    return logits
+
+
+class TestWhisperModels(FamilyTest):
+    """Whisper models: log-mel features, logits on a fixed decoder prompt, greedy transcripts,
+    and the ASR pipeline's text against the direct model's greedy ids."""
+
+    family = "whisper"
+    tiny_name = "whisper-v1"
+    auto_model = AutoModelForSpeechSeq2Seq
+    auto_processor = AutoProcessor
+
+    def build_tiny(self, path: Path) -> None:
+        vocab, merges = byte_level_bpe()
+        tokenizer = WhisperTokenizer(
+            vocab=vocab, merges=merges, extra_special_tokens=SPECIAL_TOKENS[1:]
+        )
+        ids = tokenizer.convert_tokens_to_ids
+        eot = ids("<|endoftext|>")
+        special = dict(
+            decoder_start_token_id=ids("<|startoftranscript|>"), bos_token_id=eot,
+            eos_token_id=eot, pad_token_id=eot, suppress_tokens=ids(SUPPRESSED),
+            begin_suppress_tokens=[ids("Ġ"), eot],
+        )  # fmt: skip
+        model = WhisperForConditionalGeneration(
+            WhisperConfig(vocab_size=len(tokenizer), **TINY_CONFIG, **special)
+        )
+        seed_parameters(model, SEED, INIT_STD)
+        positions = model.model.encoder.embed_positions.weight  # fixed sinusoids in Whisper
+        with torch.no_grad():
+            positions.copy_(sinusoids(*positions.shape))
+        model.generation_config = GenerationConfig(
+            **special,
+            is_multilingual=True,
+            lang_to_id={token: ids(token) for token in LANGUAGE_TOKENS},
+            task_to_id={task: ids(f"<|{task}|>") for task in ("translate", "transcribe")},
+            no_timestamps_token_id=ids("<|notimestamps|>"),
+        )
+        processor = WhisperProcessor(WhisperFeatureExtractor(**FEATURE_EXTRACTOR), tokenizer)
+        model.save_pretrained(path)
+        processor.save_pretrained(path)
+
+    def language_task(self, model) -> dict:
+        """generate()'s language and task where the model takes them (multilingual models)."""
+        return {"language": LANGUAGE, "task": TASK} if multilingual(model) else {}
+
+    def features(self, feature_extractor) -> torch.Tensor:
+        audio = sine_sweep(rate=SAMPLING_RATE)
+        inputs = feature_extractor(audio, sampling_rate=SAMPLING_RATE, return_tensors="pt")
+        return inputs["input_features"].to(self.device)
+
+    def prompt_ids(self, model, tokenizer) -> list[int]:
+        tokens = DECODER_PROMPT if multilingual(model) else ENGLISH_ONLY_PROMPT
+        return tokenizer.convert_tokens_to_ids(tokens)
+
+    def forward(self, model, processor) -> torch.Tensor:
+        prompt = torch.tensor([self.prompt_ids(model, processor.tokenizer)], device=self.device)
+        features = self.features(processor.feature_extractor)
+        return model(input_features=features, decoder_input_ids=prompt).logits
+
+    def pipeline_checks(self, pipe) -> list[Check]:
+        audio = {"raw": sine_sweep(rate=SAMPLING_RATE), "sampling_rate": SAMPLING_RATE}
+        language_task = self.language_task(pipe.model)
+        kwargs = {**language_task, **fixed_length_greedy(NEW_TOKENS)}
+        text = pipe(audio, generate_kwargs=kwargs)["text"]
+        inputs = {"input_features": self.features(pipe.feature_extractor), **language_task}
+        new_ids = greedy_new_ids(pipe.model, inputs, NEW_TOKENS)
+        decoded = pipe.tokenizer.decode(new_ids[0], skip_special_tokens=True)
+        checks = [
+            equal("pipeline_decodes_as_whisper", getattr(pipe, "type", None), "seq2seq_whisper"),
+            equal("pipeline_text_matches_generate", text, decoded),
+        ]
+        if self.tier == "tiny":
+            checks.append(equal("pipeline_text", text, GOLDEN_TRANSCRIPT))
+        return checks
+
+    def from_pretrained_checks(self, model, processor, logits) -> list[Check]:
+        tokenizer, feature_extractor = processor.tokenizer, processor.feature_extractor
+        features = self.features(feature_extractor)
+        prompt = self.prompt_ids(model, tokenizer)
+        inputs = {"input_features": features, **self.language_task(model)}
+        new_ids = greedy_new_ids(model, inputs, NEW_TOKENS)
+        first_choice = int(first_step_logits(logits[0, -1], model.generation_config).argmax())
+        frames = (1, feature_extractor.feature_size, feature_extractor.nb_max_frames)
+        checks = [
+            equal("features_shape", tuple(features.shape), frames),
+            equal("logits_shape", tuple(logits.shape), (1, len(prompt), model.config.vocab_size)),
+            equal("greedy_length", len(new_ids[0]), NEW_TOKENS),
+            equal("first_greedy_token_is_logits_argmax", new_ids[0][0], first_choice),
+        ]
+        if self.tier == "tiny":
+            stats = [features.mean(), features.std(), features.min(), features.max()]
+            logits_stats = torch.stack([logits[0].mean(-1), logits[0].std(-1)], dim=-1)
+            checks += [
+                equal("weights_sha256", weights_sha256(model), GOLDEN_WEIGHTS_SHA256),
+                equal("vocab_sha256", vocab_sha256(tokenizer), GOLDEN_VOCAB_SHA256),
+                equal("feature_extractor_settings", fe_settings(feature_extractor),
+                      GOLDEN_FEATURE_EXTRACTOR),
+                equal("decoder_prompt_ids", prompt, GOLDEN_PROMPT_IDS),
+                equal("text_ids", tokenizer(TEXT)["input_ids"], GOLDEN_TEXT_IDS),
+                close("features_stats", torch.stack(stats), GOLDEN_FEATURES_STATS, ATOL),
+                close("features_slice", features[0, ::16, 98:102], GOLDEN_FEATURES_SLICE, ATOL),
+                close("logits_slice", logits[0, :, :6], GOLDEN_LOGITS, ATOL),
+                close("logits_stats", logits_stats, GOLDEN_LOGITS_STATS, ATOL),
+                equal("greedy_ids", new_ids, [GOLDEN_NEW_IDS]),
+                equal("greedy_transcript", tokenizer.decode(new_ids[0], skip_special_tokens=True),
+                      GOLDEN_TRANSCRIPT),
+            ]  # fmt: skip
+        return checks
+
+
+if __name__ == "__main__":
+    raise SystemExit(family_main(TestWhisperModels))
