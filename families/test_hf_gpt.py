@@ -22,7 +22,7 @@ from transformers import (
 from hfmatrix.checkpoints import seed_parameters, vocab_sha256, weights_sha256
 from hfmatrix.checks import Check, close, equal
 from hfmatrix.cli import family_main
-from hfmatrix.generation import fixed_length_greedy, greedy_new_ids
+from hfmatrix.generation import fixed_length_greedy, greedy_margins, greedy_new_ids, mask_eos
 from hfmatrix.harness import FamilyTest
 
 PROMPT = "The little fox runs into the forest, and the dog"
@@ -146,15 +146,16 @@ class TestGptModels(FamilyTest):
         # that cached decoding picked: the chosen token's logit is the maximum, within ATOL.
         full = torch.tensor([input_ids + new_ids], device=self.device)
         steps = model(full).logits[0, len(input_ids) - 1 : -1]
-        chosen = steps.gather(-1, torch.tensor(new_ids, device=self.device)[:, None])[:, 0]
+        first_choice = int(mask_eos(logits[0, -1], model.generation_config).argmax())
         piped = pipeline("text-generation", model=model, tokenizer=tokenizer, device=self.device)
         text = piped(PROMPT, return_full_text=False, **fixed_length_greedy(NEW_TOKENS))
         checks = [
             equal("logits_shape", list(logits.shape),
                   [1, len(input_ids), model.config.vocab_size]),
             equal("new_token_count", len(new_ids), NEW_TOKENS),
-            equal("first_greedy_token_is_argmax", new_ids[0], int(logits[0, -1].argmax())),
-            close("greedy_ids_are_argmax_without_cache", steps.max(-1).values - chosen,
+            equal("first_greedy_token_is_argmax", new_ids[0], first_choice),
+            close("greedy_ids_are_argmax_without_cache",
+                  greedy_margins(steps, new_ids, model.generation_config),
                   torch.zeros(NEW_TOKENS), ATOL),
             equal("pipeline_matches_greedy_text", text[0]["generated_text"], decode(new_ids)),
             equal("decode_round_trip", decode(input_ids), PROMPT),

@@ -23,7 +23,7 @@ from transformers import (
 from hfmatrix.checkpoints import seed_parameters, vocab_sha256, weights_sha256
 from hfmatrix.checks import Check, close, equal
 from hfmatrix.cli import family_main
-from hfmatrix.generation import fixed_length_greedy, greedy_new_ids
+from hfmatrix.generation import fixed_length_greedy, greedy_margins, greedy_new_ids, mask_eos
 from hfmatrix.harness import FamilyTest
 
 PROMPT = "once upon a time the king of france lived in a small city on the"
@@ -159,14 +159,16 @@ class TestLlamaModels(FamilyTest):
         sequence = torch.cat([inputs["input_ids"][0].cpu(), torch.tensor(new_ids)])
         full = model(input_ids=sequence[None].to(self.device)).logits[0].float().cpu()
         steps = full[prompt_length - 1 : -1]
-        chosen = steps.gather(-1, torch.tensor(new_ids)[:, None])[:, 0]
+        first_choice = int(mask_eos(logits[0, -1], model.generation_config).argmax())
         checks = [
             equal("new_token_count", len(new_ids), NEW_TOKENS),
-            equal("first_token_is_argmax", new_ids[0], int(logits[0, -1].argmax())),
+            equal("first_token_is_argmax", new_ids[0], first_choice),
             equal("pipeline_matches_greedy_ids", output["generated_text"],
                   tokenizer.decode(new_ids, skip_special_tokens=True)),
             close("causal_prefix_logits", full[:prompt_length], logits[0], ATOL),
-            close("cached_greedy_is_argmax", chosen, steps.max(-1).values, ATOL),
+            close("cached_greedy_is_argmax",
+                  greedy_margins(steps, new_ids, model.generation_config),
+                  torch.zeros(NEW_TOKENS), ATOL),
         ]  # fmt: skip
         if self.tier == "tiny":
             attention = model.model.layers[0].self_attn

@@ -30,7 +30,7 @@ from transformers import (
 from hfmatrix.checkpoints import seed_parameters, vocab_sha256, weights_sha256
 from hfmatrix.checks import Check, close, equal, truth
 from hfmatrix.cli import family_main
-from hfmatrix.generation import fixed_length_greedy, greedy_new_ids
+from hfmatrix.generation import fixed_length_greedy, greedy_new_ids, mask_eos
 from hfmatrix.harness import FamilyTest
 from hfmatrix.inputs import synthetic_image
 
@@ -189,10 +189,7 @@ class TestLlavaModels(FamilyTest):
         new_ids = greedy_new_ids(model, inputs, NEW_TOKENS)[0]
         mirrored = self.inputs(processor, ImageOps.mirror(synthetic_image()))
         image_diff = float((model(**mirrored).logits[0, -1] - logits[0, -1]).abs().max())
-        last = logits[0, -1].clone()
-        eos = model.generation_config.eos_token_id
-        if eos is not None:  # fixed-length generation suppresses EOS
-            last[torch.as_tensor(eos).reshape(-1)] = float("-inf")
+        last = mask_eos(logits[0, -1], model.generation_config)
         checks = [
             equal("first_greedy_id_is_logits_argmax", new_ids[0], int(last.argmax())),
             truth("image_reaches_logits", image_diff > IMAGE_DIFF_MIN,

@@ -32,7 +32,7 @@ from transformers import (
 from hfmatrix.checkpoints import seed_parameters, vocab_sha256, weights_sha256
 from hfmatrix.checks import Check, close, equal
 from hfmatrix.cli import family_main
-from hfmatrix.generation import fixed_length_greedy, greedy_new_ids
+from hfmatrix.generation import fixed_length_greedy, greedy_margins, greedy_new_ids
 from hfmatrix.harness import FamilyTest
 
 PROMPT = "translate English to German: The house is wonderful."
@@ -214,15 +214,13 @@ class TestT5Models(FamilyTest):
         start = model.generation_config.decoder_start_token_id
         forced = torch.tensor([[start, *new_ids[:-1]]], device=self.device)
         steps = model(**self.inputs(tokenizer), decoder_input_ids=forced).logits[0]
-        eos = model.generation_config.eos_token_id
-        steps[:, [] if eos is None else eos if isinstance(eos, list) else [eos]] = -torch.inf
-        chosen = steps.gather(-1, torch.tensor(new_ids, device=self.device)[:, None])[:, 0]
         checks = [
             equal("logits_shape", list(logits.shape),
                   [1, decoder_input_ids.shape[1], model.config.vocab_size]),
             equal("prompt_ends_with_eos", input_ids[-1:], [tokenizer.eos_token_id]),
             equal("new_token_count", len(new_ids), NEW_TOKENS),
-            close("greedy_ids_are_argmax_without_cache", steps.max(-1).values - chosen,
+            close("greedy_ids_are_argmax_without_cache",
+                  greedy_margins(steps, new_ids, model.generation_config),
                   torch.zeros(NEW_TOKENS), ATOL),
             equal("decode_round_trip", tokenizer.decode(input_ids, skip_special_tokens=True),
                   PROMPT),

@@ -25,3 +25,25 @@ def greedy_new_ids(model: Any, inputs: dict[str, Any], new_tokens: int) -> list[
     if model.config.is_encoder_decoder:
         return output[:, -new_tokens:].tolist()
     return output[:, inputs["input_ids"].shape[1] :].tolist()
+
+
+def mask_eos(logits: Any, generation_config: Any) -> Any:
+    """A copy of ``logits`` with the EOS ids at -inf, as ``min_new_tokens`` masks them, so
+    its argmax is the token fixed-length greedy decoding picks."""
+    import torch
+
+    eos = generation_config.eos_token_id
+    ids = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+    masked = logits.clone()
+    masked[..., ids] = -torch.inf
+    return masked
+
+
+def greedy_margins(step_logits: Any, chosen_ids: list[int], generation_config: Any) -> Any:
+    """Per decoding step, how far below the best logit the chosen token's logit is (EOS
+    masked): zeros, within tolerance, when ``chosen_ids`` is the greedy path."""
+    import torch
+
+    masked = mask_eos(step_logits, generation_config)
+    index = torch.tensor(chosen_ids, device=masked.device)[:, None]
+    return masked.max(-1).values - masked.gather(-1, index)[:, 0]
