@@ -1,32 +1,107 @@
-"""Shared fixtures: the repository root, an isolated tiny-checkpoint cache and results dir."""
+"""Shared fixtures: an isolated tiny-checkpoint cache and results dir, the family module under
+test, its tiny checkpoint built once per session, and records of runs that change nothing."""
 
 from __future__ import annotations
 
-import sys
+import contextlib
+import functools
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+pytest.register_assert_rewrite("families_helpers")
+
+from families_helpers import import_family, plant_hf_snapshot, run, tiny_dir  # noqa: E402
+
+
+def isolate(patch: pytest.MonkeyPatch, root: Path) -> None:
+    """Tiny checkpoints, results and the HF cache under ``root``; the Hub offline."""
+    patch.setenv("HFMATRIX_CACHE", str(root / "cache"))
+    patch.setenv("HFMATRIX_RESULTS_DIR", str(root / "results"))
+    patch.setenv("HF_HOME", str(root / "hf"))
+    patch.setenv("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture
 def isolated(tmp_path, monkeypatch) -> Path:
     """Tiny checkpoints, results and the HF cache under tmp_path; the Hub offline."""
-    monkeypatch.setenv("HFMATRIX_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("HFMATRIX_RESULTS_DIR", str(tmp_path / "results"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    isolate(monkeypatch, tmp_path)
     return tmp_path
 
 
+@pytest.fixture(scope="session")
+def session_env(tmp_path_factory) -> Callable[[], contextlib.AbstractContextManager[Path]]:
+    """A context manager: `isolated`'s environment under one directory for the session,
+    whose tiny checkpoints every test shares."""
+    root = tmp_path_factory.mktemp("session")
+
+    @contextlib.contextmanager
+    def environment() -> Iterator[Path]:
+        with pytest.MonkeyPatch.context() as patch:
+            isolate(patch, root)
+            yield root
+
+    return environment
+
+
+@pytest.fixture(scope="session")
+def built_tiny(session_env) -> Callable[[ModuleType], Path]:
+    """family module -> its tiny checkpoint, built once for the session: never change it."""
+
+    def build(family: ModuleType) -> Path:
+        with session_env():
+            return tiny_dir(family)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def tiny_record(session_env) -> Callable[[ModuleType], dict]:
+    """family module -> the record of its unchanged tiny checkpoint, run once for the session."""
+
+    @functools.cache
+    def record(family: ModuleType) -> dict:
+        with session_env():
+            return run(family)
+
+    return record
+
+
+@pytest.fixture(scope="session")
+def hub_record(session_env) -> Callable[[ModuleType, str], dict]:
+    """(family module, hub id) -> the record of that hub id served offline by a snapshot in
+    the HF cache that holds the family's tiny files; run once for the session."""
+
+    @functools.cache
+    def record(family: ModuleType, model_id: str) -> dict:
+        from huggingface_hub import constants
+
+        with session_env() as root, pytest.MonkeyPatch.context() as patch:
+            patch.setattr(constants, "HF_HUB_CACHE", str(root / "hf" / "hub"))
+            plant_hf_snapshot(root / "hf" / "hub", model_id, tiny_dir(family))
+            return run(family, model_id)
+
+    return record
+
+
 @pytest.fixture
-def bert_family():
-    """The bert family module, imported as pytest imports it."""
-    pytest.importorskip("torch")
-    sys.path.insert(0, str(ROOT / "families"))
-    try:
-        import test_hf_bert
-    finally:
-        sys.path.remove(str(ROOT / "families"))
-    return test_hf_bert
+def family(request) -> ModuleType:
+    """The family module under test: the test's parameter, else its test module's FAMILY."""
+    return import_family(getattr(request, "param", None) or request.module.FAMILY)
+
+
+@pytest.fixture
+def tiny(family, built_tiny) -> Path:
+    """The family's shared tiny checkpoint, to read only."""
+    return built_tiny(family)
+
+
+@pytest.fixture
+def tiny_copy(family, built_tiny, isolated) -> Path:
+    """A private copy of the family's tiny checkpoint in this test's cache, free to edit:
+    runs of "tiny" load it."""
+    built = built_tiny(family)
+    return Path(shutil.copytree(built, isolated / "cache" / "tiny" / built.name))

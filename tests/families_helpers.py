@@ -1,0 +1,131 @@
+"""What the family tests share: import a family module, run a model through it, read the
+checks of its record, and perturb the files of a tiny checkpoint."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from hfmatrix import checkpoints
+
+ROOT = Path(__file__).resolve().parents[1]
+FAMILIES = ("bert", "gpt", "t5", "llama", "vit", "whisper", "sam", "llava")
+NEEDS = {"vit": ("PIL",), "sam": ("torchvision",)}  # beyond torch
+REVISION = "0123456789abcdef0123456789abcdef01234567"  # of a planted HF-cache snapshot
+FIRST = None  # as an index for perturb_weight: the tensor's first element
+
+
+def import_family(name: str) -> ModuleType:
+    """families/test_hf_<name>.py, imported as pytest imports it; skips without its deps."""
+    for module in ("torch", *NEEDS.get(name, ())):
+        pytest.importorskip(module)
+    sys.path.insert(0, str(ROOT / "families"))
+    try:
+        return importlib.import_module(f"test_hf_{name}")
+    finally:
+        sys.path.remove(str(ROOT / "families"))
+
+
+def family_test(family: ModuleType, model_id: str = "tiny", project: Any = None) -> Any:
+    """The family's FamilyTest subclass, for one model."""
+    [test] = [
+        value
+        for value in vars(family).values()
+        if isinstance(value, type)
+        and value.__module__ == family.__name__
+        and hasattr(value, "run_tests")
+    ]
+    return test(model_id, project)
+
+
+def run(family: ModuleType, model_id: str = "tiny", hardware: str = "cpu", project=None) -> dict:
+    """The result record of one model on one backend."""
+    return family_test(family, model_id, project).run_tests(hardware)
+
+
+def check_names(record: dict, passed: bool | None = None) -> set[str]:
+    """The names (test.check) of the record's checks, or of its passed or failed ones."""
+    return {
+        f"{test}.{check['name']}"
+        for test, result in record["tests"].items()
+        for check in result.get("checks", [])
+        if passed is None or check["passed"] == passed
+    }
+
+
+def failed_checks(record: dict) -> set[str]:
+    return check_names(record, passed=False)
+
+
+def fails(family: ModuleType, *expected: str) -> set[str]:
+    """Run the tiny checkpoint: it must fail, at least these checks; its failed checks."""
+    record = run(family)
+    assert record["status"] == "failed", record["reason"]
+    failed = failed_checks(record)
+    assert set(expected) <= failed
+    return failed
+
+
+def skipped_quickly(family: ModuleType, model_id: str) -> str:
+    """Run a model that cannot load here: it must be skipped, within 10 s; the reason."""
+    start = time.perf_counter()
+    record = run(family, model_id)
+    assert record["status"] == "skipped"
+    assert time.perf_counter() - start < 10
+    return record["reason"]
+
+
+def tiny_dir(family: ModuleType) -> Path:
+    """The family's tiny checkpoint in $HFMATRIX_CACHE, built there if it is not yet."""
+    test = family_test(family)
+    return checkpoints.tiny_checkpoint(test.tiny_name, test.build_tiny)
+
+
+def edit_json(path: Path, edit: Callable[[Any], Any]) -> None:
+    """Rewrite a JSON file after ``edit`` changed its data in place."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    edit(data)
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def edit_weights(directory: Path, edit: Callable[[dict], Any]) -> None:
+    """Rewrite ``directory``/model.safetensors after ``edit`` changed its tensors in place."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    weights = directory / "model.safetensors"
+    tensors = load_file(weights)
+    with torch.no_grad():
+        edit(tensors)
+    save_file(tensors, weights, metadata={"format": "pt"})
+
+
+def perturb_weight(directory: Path, parameter: str, index: Any = 0, delta: float = 0.05) -> None:
+    """Add ``delta`` to ``parameter[index]`` (a row, or one element; FIRST: the first element)."""
+
+    def bump(tensors: dict) -> None:
+        if index is FIRST:
+            tensors[parameter].view(-1)[0] += delta
+        else:
+            tensors[parameter][index] += delta
+
+    edit_weights(directory, bump)
+
+
+def plant_hf_snapshot(hub_cache: Path, model_id: str, files: Path) -> Path:
+    """Copy ``files`` into the HF cache at ``hub_cache`` as the main snapshot of ``model_id``."""
+    repo = hub_cache / f"models--{model_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / REVISION
+    shutil.copytree(files, snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(REVISION)
+    return snapshot
