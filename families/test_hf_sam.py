@@ -126,8 +126,6 @@ class TestSamModels(FamilyTest):
             truth("mask_shapes_match_image", shapes <= {(HEIGHT, WIDTH)}, str(shapes)),
             truth("scores_descending", scores.tolist() == sorted(scores.tolist(), reverse=True),
                   str(scores.tolist())),
-            truth("scores_pass_threshold", bool((scores > thresholds["pred_iou_thresh"]).all()),
-                  f"{scores.tolist()} vs {thresholds['pred_iou_thresh']}"),
         ]  # fmt: skip
         if self.tier == "tiny":
             pixels = [int(mask.sum()) for mask in masks]

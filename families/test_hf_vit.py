@@ -94,10 +94,8 @@ class TestVitModels(FamilyTest):
         predictions = pipe(synthetic_image(), top_k=TOP_K)
         labels = [p["label"] for p in predictions]
         scores = [p["score"] for p in predictions]
-        known = set(pipe.model.config.id2label.values())
         checks = [
             equal("top_k_count", len(predictions), min(TOP_K, pipe.model.config.num_labels)),
-            truth("labels_known", set(labels) <= known, f"not in id2label: {labels}"),
             truth("scores_are_probabilities",
                   all(0 <= s <= 1 for s in scores) and sum(scores) <= 1 + ATOL, str(scores)),
             truth("scores_descending", scores == sorted(scores, reverse=True), str(scores)),

@@ -28,7 +28,7 @@ def test_checks_come_in_order(family, tiny_record, hub_record):
     ]
     assert names(hub, "from_pretrained") == [
         "weights_complete", "finite", "features_shape", "logits_shape", "greedy_length",
-        "first_greedy_token_is_logits_argmax", "save_load_round_trip",
+        "first_greedy_token_is_logits_argmax",  # no round trip on the hub tier
     ]  # fmt: skip
 
 

@@ -6,13 +6,20 @@ from typing import Any
 
 
 def fixed_length_greedy(new_tokens: int) -> dict[str, Any]:
-    """generate() arguments: greedy, exactly ``new_tokens`` new tokens (EOS suppressed until
-    then by ``min_new_tokens``), so the golden ids have a fixed length."""
+    """generate() arguments: plain greedy, exactly ``new_tokens`` new tokens (EOS suppressed
+    until then by ``min_new_tokens``), so the golden ids have a fixed length. Penalties and
+    forced tokens a checkpoint's generation_config may carry are switched off, so each new
+    token is the argmax of the logits (EOS aside)."""
     return {
         "do_sample": False,
         "num_beams": 1,
         "max_new_tokens": new_tokens,
         "min_new_tokens": new_tokens,
+        "repetition_penalty": 1.0,
+        "no_repeat_ngram_size": 0,
+        "bad_words_ids": None,
+        "forced_bos_token_id": None,
+        "forced_eos_token_id": None,
     }
 
 

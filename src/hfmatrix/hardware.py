@@ -54,6 +54,17 @@ def device(hardware: str) -> str:
     return "cuda:0" if hardware == "cuda" else "cpu"
 
 
+def strict_fp32(hardware: str) -> None:
+    """fp32 means fp32: no TF32 in cuDNN convolutions or matmuls (both can be on by default),
+    so a GPU is compared with the CPU reference on equal terms."""
+    if hardware == "cuda":
+        import torch
+
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.set_float32_matmul_precision("highest")
+
+
 def device_facts(hardware: str) -> dict[str, str | None]:
     """Name (and driver) of the device a run used."""
     if hardware == "cuda":
