@@ -20,7 +20,7 @@ from transformers import (
     pipeline,
 )
 
-from hfmatrix.checkpoints import seed_parameters, vocab_sha256, weights_sha256
+from hfmatrix.checkpoints import grown_bpe, seed_parameters, vocab_sha256, weights_sha256
 from hfmatrix.checks import Check, close, equal
 from hfmatrix.cli import family_main
 from hfmatrix.generation import fixed_length_greedy, greedy_margins, greedy_new_ids, mask_eos
@@ -52,15 +52,7 @@ BYTE_TOKENS = [f"<0x{byte:02X}>" for byte in range(256)]
 
 def vocabulary() -> tuple[dict[str, int], list[tuple[str, str]]]:
     """The BPE vocabulary (piece -> id) and merges of the tiny tokenizer."""
-    pieces, merges = [*SPECIAL_TOKENS, *BYTE_TOKENS, "▁", *CHARACTERS], []
-    for word in WORDS:
-        piece = "▁"
-        for character in word:
-            if piece + character not in pieces:
-                pieces.append(piece + character)
-                merges.append((piece, character))
-            piece += character
-    return {piece: i for i, piece in enumerate(pieces)}, merges
+    return grown_bpe([*SPECIAL_TOKENS, *BYTE_TOKENS, "▁", *CHARACTERS], WORDS, prefix="▁")
 
 
 VOCAB, MERGES = vocabulary()

@@ -27,7 +27,7 @@ from transformers import (
     LlavaProcessor,
 )
 
-from hfmatrix.checkpoints import seed_parameters, vocab_sha256, weights_sha256
+from hfmatrix.checkpoints import grown_bpe, seed_parameters, vocab_sha256, weights_sha256
 from hfmatrix.checks import Check, close, equal, truth
 from hfmatrix.cli import family_main
 from hfmatrix.generation import fixed_length_greedy, greedy_new_ids, mask_eos
@@ -78,18 +78,7 @@ SEED, INIT_STD = 38, 0.25
 
 def bpe_vocabulary() -> tuple[dict[str, int], list[tuple[str, str]]]:
     """The tiny BPE's vocabulary and merges, derived from the constants above."""
-    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
-    merges = []
-    for character in CHARACTERS:
-        vocab.setdefault(character, len(vocab))
-    for word in WORDS:
-        prefix = word[0]
-        for character in word[1:]:
-            if prefix + character not in vocab:
-                vocab[prefix + character] = len(vocab)
-                merges.append((prefix, character))
-            prefix += character
-    return vocab, merges
+    return grown_bpe([*SPECIAL_TOKENS, *CHARACTERS], WORDS)
 
 
 # Golden values of the tiny checkpoint: its weights and vocabulary as loaded, its inputs

@@ -23,7 +23,7 @@ from transformers import (
 )
 from transformers.models.whisper.modeling_whisper import sinusoids
 
-from hfmatrix.checkpoints import seed_parameters, vocab_sha256, weights_sha256
+from hfmatrix.checkpoints import grown_bpe, seed_parameters, vocab_sha256, weights_sha256
 from hfmatrix.checks import Check, close, equal
 from hfmatrix.cli import family_main
 from hfmatrix.generation import fixed_length_greedy, greedy_new_ids
@@ -98,16 +98,7 @@ GOLDEN_TRANSCRIPT = "%cl2cc l higcZcc"  # random weights: bytes, not words
 def byte_level_bpe() -> tuple[dict[str, int], list[tuple[str, str]]]:
     """The vocabulary and merges: every byte of BYTES, then each word of WORDS ("Ġ" + word)
     grown one character at a time, left to right."""
-    vocab = {token: i for i, token in enumerate(BYTES)}
-    merges = []
-    for word in WORDS:
-        piece = "Ġ"
-        for char in word:
-            if piece + char not in vocab:
-                merges.append((piece, char))
-                vocab[piece + char] = len(vocab)
-            piece += char
-    return vocab, merges
+    return grown_bpe(BYTES, WORDS, prefix="Ġ")
 
 
 def fe_settings(feature_extractor) -> dict:

@@ -115,3 +115,23 @@ def vocab_sha256(tokenizer: Any) -> str:
     """A hash of a tokenizer's vocabulary (token -> id), independent of its file format."""
     items = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
     return hashlib.sha256(json.dumps(items, ensure_ascii=False).encode()).hexdigest()
+
+
+def grown_bpe(
+    base: list[str], words: list[str], prefix: str = ""
+) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """A small BPE vocabulary (token -> id) and its merges: the ``base`` tokens, then every
+    word (after ``prefix``, e.g. "▁" or "Ġ") grown one character at a time, left to right,
+    so each word encodes as one token whatever a trainer would have tied on."""
+    vocab: dict[str, int] = {}
+    for token in base:
+        vocab.setdefault(token, len(vocab))
+    merges = []
+    for word in words:
+        piece, rest = (prefix, word) if prefix else (word[0], word[1:])
+        for character in rest:
+            if piece + character not in vocab:
+                vocab[piece + character] = len(vocab)
+                merges.append((piece, character))
+            piece += character
+    return vocab, merges
