@@ -36,7 +36,6 @@ class FamilyTest:
 
     def __init__(self, model_id: str, project: Project | None = None):
         self.project = project or Project.find(Path(inspect.getfile(type(self))).parent)
-        self.spec = self.project.family_spec(self.family)
         if model_id == "tiny":
             model_id = self.project.tiny_model(self.family).model_id
         entry = self.project.model_entry(self.family, model_id)
@@ -160,7 +159,6 @@ class FamilyTest:
         return record
 
     def _run_all(self, record: dict[str, Any], hardware: str) -> None:
-        _quiet_transformers()
         hardware_module.strict_fp32(hardware)
         source = self.source
         record["source"] = {
