@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from hfmatrix import hardware, results  # noqa: E402 - torch-free parts of the harness
-from hfmatrix.cli import run_parser  # noqa: E402
+from hfmatrix.cli import forwarded_options, run_parser  # noqa: E402
 from hfmatrix.errors import UserError  # noqa: E402
 from hfmatrix.project import Project  # noqa: E402
 
@@ -81,7 +81,7 @@ def run_family(session: nox.Session, family: str, hw: str) -> None:
         session.run(
             "python", "-m", "pytest", str(ROOT / "families" / f"test_hf_{family}.py"),
             f"--hardware={hw}", f"--results-dir={out}",
-            *(f"--model={model_id}" for model_id in runnable),
+            *(f"--model={model_id}" for model_id in runnable), *forwarded_options(args),
             f"--junitxml={out / 'junit' / f'{results.session_name(family, hw)}.xml'}",
             "-p", "no:cacheprovider", "-v", "-rs",
         )  # fmt: skip

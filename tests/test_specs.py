@@ -225,15 +225,23 @@ def test_overrides_valid_and_defaults(tmp_path):
         json.dumps(
             {
                 "a": {"additional_deps": ["x>=1", "y"], "requires_remote_code": True},
-                "b": {"notes": "n"},
+                "b": {"notes": "n", "revision": "v1.0"},
                 "c": {},
             }
         ),
     )
     overrides = load_overrides(path)
-    assert overrides["a"] == Override(["x>=1", "y"], True, "")
-    assert overrides["b"] == Override([], False, "n")
+    assert overrides["a"] == Override(["x>=1", "y"], requires_remote_code=True)
+    assert overrides["b"] == Override(notes="n", revision="v1.0")
     assert overrides["c"] == Override()
+
+
+@pytest.mark.parametrize("value", ["", "  ", "main branch", 3])
+def test_overrides_bad_revision_names_line(tmp_path, value):
+    text = '{\n  "a": {\n    "notes": "x",\n    "revision": ' + json.dumps(value) + "\n  }\n}\n"
+    err = overrides_error(tmp_path, text)
+    assert err.line == 4
+    assert "revision" in str(err)
 
 
 def test_overrides_bad_json_names_line(tmp_path):

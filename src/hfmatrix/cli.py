@@ -19,6 +19,24 @@ if TYPE_CHECKING:
 
 FAILING = ("failed", "error", "timeout")
 
+
+def positive(value: str) -> float:
+    """A positive number of seconds or GiB."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not number > 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} must be a positive number")
+    return number
+
+
+def revision_value(value: str) -> str:
+    if not value.strip() or any(c.isspace() for c in value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a branch, tag or commit")
+    return value
+
+
 # (flags, argparse keyword arguments): shared by scripts, nox posargs and the pytest plugin.
 RUN_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--model",), dict(action="append", default=[], metavar="ID",
@@ -32,7 +50,32 @@ RUN_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
         help="every backend usable from this environment")),
     (("--results-dir",), dict(default=None, metavar="DIR",
         help="where records go (default: $HFMATRIX_RESULTS_DIR or test_results/)")),
+    (("--revision",), dict(default=None, metavar="REV", type=revision_value,
+        help="Hub revision (branch, tag or commit) of the run's Hub models (default: their "
+             "overrides.json revision, else main); tiny and local checkpoints have none")),
+    (("--allow-remote-code",), dict(action="store_true",
+        help="run the own code of models that overrides.json marks requires_remote_code "
+             "(without it they are skipped)")),
+    (("--timeout",), dict(default=None, metavar="SECONDS", type=positive,
+        help="time limit per model, all its tests (default: the family's, 900 s for most)")),
+    (("--max-memory",), dict(default=None, metavar="GIB", type=positive,
+        help="memory limit per model in GiB (default: 90%% of this machine's memory)")),
+    (("--resume",), dict(action="store_true",
+        help="keep a model's passing record from the same environment instead of rerunning")),
 ]  # fmt: skip
+FORWARDED = ("revision", "allow_remote_code", "timeout", "max_memory", "resume")
+
+
+def forwarded_options(options: argparse.Namespace) -> list[str]:
+    """The run options among ``options`` as command-line flags (nox passes them to pytest)."""
+    flags = []
+    for name in FORWARDED:
+        value, flag = getattr(options, name), "--" + name.replace("_", "-")
+        if value is True:
+            flags.append(flag)
+        elif value not in (None, False):
+            flags.append(f"{flag}={value}")
+    return flags
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -82,6 +125,8 @@ def _project_or_none() -> Project | None:
 
 def family_main(family_test: type[FamilyTest], argv: list[str] | None = None) -> int:
     """Entry point of ``python families/test_hf_<family>.py``."""
+    from hfmatrix.runner import RunSettings
+
     parser = run_parser(f"test_hf_{family_test.family}.py")
     args = parser.parse_args(argv)
     try:
@@ -89,26 +134,35 @@ def family_main(family_test: type[FamilyTest], argv: list[str] | None = None) ->
         models = project.select_models(family_test.family, args.model, args.all_models)
         plan = [(m, hw) for hw in hardware_plan(project, args.hardware, args.all_hardware)
                 for m in models]  # fmt: skip
-        out = results_dir(project, args.results_dir)
-        records = [run_and_write(family_test, project, out, plan, i) for i in range(len(plan))]
+        settings = RunSettings.from_options(args, results_dir(project, args.results_dir))
+        records = [run_and_write(family_test, project, settings, plan, i) for i in range(len(plan))]
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     print_table(records)
-    print(f"records: {out / 'raw'}")
+    print(f"records: {settings.results_dir / 'raw'}")
     return 1 if any(r["status"] in FAILING for r in records) else 0
 
 
 def run_and_write(
-    family_test: type[FamilyTest], project: Project, out: Path, plan: list, index: int
+    family_test: type[FamilyTest], project: Project, settings: Any, plan: list, index: int
 ) -> dict:
+    from hfmatrix.runner import run_model
+
     model_id, hw = plan[index]
     print(f"[{index + 1}/{len(plan)}] {family_test.family}: {model_id} on {hw} ...", flush=True)
-    record = family_test(model_id, project).run_tests(hw)
-    results.write_record(out, record)
-    reason = f": {record['reason'][:160]}" if record["reason"] else ""
-    print(f"    {record['status']} in {record['duration_s']:.1f}s{reason}", flush=True)
+    outcome = run_model(family_test, project, model_id, hw, settings, notify=_say)
+    record = outcome.record
+    if outcome.resumed:
+        print(f"    passed (resumed: record of {record['started_at']})", flush=True)
+    else:
+        reason = f": {record['reason'][:160]}" if record["reason"] else ""
+        print(f"    {record['status']} in {record['duration_s']:.1f}s{reason}", flush=True)
     return record
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
 
 
 def print_table(records: list[dict]) -> None:

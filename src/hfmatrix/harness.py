@@ -17,8 +17,14 @@ from hfmatrix import hardware as hardware_module
 from hfmatrix.checks import Check, close, numerics, truth
 from hfmatrix.project import Project
 from hfmatrix.sources import Source, Unavailable, resolve_hub
+from hfmatrix.specs import Override
 
 ROUND_TRIP_ATOL = 1e-5
+REMOTE_CODE_POLICY = (
+    "hfmatrix runs a model's own code only when overrides.json marks it "
+    "requires_remote_code and the run passes --allow-remote-code"
+)
+Progress = Callable[[dict[str, Any]], None]
 
 
 class FamilyTest:
@@ -33,14 +39,26 @@ class FamilyTest:
     tiny_name: ClassVar[str]
     auto_model: ClassVar[Any]
     auto_processor: ClassVar[Any]
+    timeout_s: ClassVar[float] = 900.0  # one model, all its tests (--timeout overrides)
 
-    def __init__(self, model_id: str, project: Project | None = None):
+    def __init__(
+        self,
+        model_id: str,
+        project: Project | None = None,
+        *,
+        revision: str | None = None,
+        allow_remote_code: bool = False,
+    ):
         self.project = project or Project.find(Path(inspect.getfile(type(self))).parent)
         if model_id == "tiny":
             model_id = self.project.tiny_model(self.family).model_id
         entry = self.project.model_entry(self.family, model_id)
         self.model_id, self.tier = model_id, entry.tier
         self.model_class, self.task = entry.model_class, entry.task
+        self.override = self.project.overrides.get(model_id) or Override()
+        # a revision pins Hub models only: tiny and local checkpoints have none
+        self.revision = (revision or self.override.revision) if self.tier == "hub" else None
+        self.trust_remote_code = self.override.requires_remote_code and allow_remote_code
         self.device = "cpu"
         self.loaded: dict[str, Any] = {}
         self._source: Source | None = None
@@ -77,7 +95,12 @@ class FamilyTest:
         if self.tier == "tiny":
             path = checkpoints.tiny_checkpoint(self.tiny_name, self.build_tiny)
             return Source(self.model_id, "tiny", str(path), origin="built locally")
-        return resolve_hub(self.model_id)
+        return resolve_hub(self.model_id, self.revision)
+
+    def load_kwargs(self) -> dict[str, Any]:
+        """What every from_pretrained/pipeline call of this model passes: the resolved
+        revision, and trust_remote_code (always explicit, so never a prompt)."""
+        return {"revision": self.source.revision, "trust_remote_code": self.trust_remote_code}
 
     def pipeline_task(self) -> str:
         """The pipeline task this run uses (a family may choose by transformers version)."""
@@ -88,16 +111,18 @@ class FamilyTest:
         from transformers import pipeline
 
         location, task = self.source.location, self.pipeline_task()
-        return pipeline(task, model=location, device=self.device, dtype=torch.float32)
+        return pipeline(
+            task, model=location, device=self.device, dtype=torch.float32, **self.load_kwargs()
+        )
 
     def load_model(self) -> tuple[Any, Any, dict[str, Any]]:
         """(fp32 model on the device in eval mode, processor, loading info)."""
         import torch
 
-        location = self.source.location
-        processor = self.auto_processor.from_pretrained(location)
+        location, kwargs = self.source.location, self.load_kwargs()
+        processor = self.auto_processor.from_pretrained(location, **kwargs)
         model, info = self.auto_model.from_pretrained(
-            location, output_loading_info=True, dtype=torch.float32
+            location, output_loading_info=True, dtype=torch.float32, **kwargs
         )
         self.loaded = {
             "class": type(model).__name__,
@@ -131,26 +156,42 @@ class FamilyTest:
     def _round_trip(self, model: Any, processor: Any, output: Any) -> Check:
         with tempfile.TemporaryDirectory(prefix="hfmatrix-roundtrip-") as tmp:
             model.save_pretrained(tmp)
-            reloaded = self.auto_model.from_pretrained(tmp, dtype=model.dtype)
+            reloaded = self.auto_model.from_pretrained(
+                tmp, dtype=model.dtype, trust_remote_code=self.trust_remote_code
+            )
             reloaded = reloaded.to(self.device).eval()
             return close(
                 "save_load_round_trip", self.forward(reloaded, processor), output, ROUND_TRIP_ATOL
             )
 
-    def run_tests(self, hardware: str = "cpu") -> dict[str, Any]:
-        """Run every test of this model on ``hardware``; return its result record."""
-        start = time.perf_counter()
+    def request(self) -> dict[str, Any]:
+        """What was asked of this run: a record is only reused (--resume) for the same."""
+        return {
+            "revision": self.revision,
+            "trust_remote_code": self.trust_remote_code,
+            "code": results.code_sha256(Path(inspect.getfile(type(self)))),
+        }
+
+    def new_record(self, hardware: str) -> dict[str, Any]:
+        """This model's record on ``hardware`` before anything ran."""
         record = results.new_record(
             self.family, self.model_class, self.model_id, self.tier, hardware
         )
-        record["task"] = self.task
+        record.update(task=self.task, request=self.request())
+        return record
+
+    def run_tests(self, hardware: str = "cpu", progress: Progress | None = None) -> dict[str, Any]:
+        """Run every test of this model on ``hardware``; return its result record.
+        ``progress`` gets the record after each test (a child process saves it)."""
+        start = time.perf_counter()
+        record = self.new_record(hardware)
         unusable = hardware_module.usable(hardware)
         try:
-            reason = unusable or self._skip_reason()
-            if reason is None:
-                self._run_all(record, hardware)
+            outcome = ("skipped", unusable) if unusable else self.blocked() or self.preflight()
+            if outcome is None:
+                self._run_all(record, hardware, progress or (lambda _: None))
             else:
-                record.update(status="skipped", reason=reason)
+                record["status"], record["reason"] = outcome
         except Exception as exc:  # e.g. the tiny checkpoint could not be built
             record.update(status="error", reason=f"{type(exc).__name__}: {exc}"[:2000])
         facts = None if unusable else hardware_facts(hardware)
@@ -158,7 +199,7 @@ class FamilyTest:
         record["duration_s"] = round(time.perf_counter() - start, 3)
         return record
 
-    def _run_all(self, record: dict[str, Any], hardware: str) -> None:
+    def _run_all(self, record: dict[str, Any], hardware: str, progress: Progress) -> None:
         hardware_module.strict_fp32(hardware)
         source = self.source
         record["source"] = {
@@ -168,28 +209,63 @@ class FamilyTest:
         }
         if self.tier == "tiny":
             record["checkpoint"] = checkpoints.describe(Path(source.location))
-        with one_thread_if(self.tier == "tiny"):
-            tests = {
-                "pipeline": run_one(self.test_pipeline, hardware),
-                "from_pretrained": run_one(self.test_from_pretrained, hardware),
-            }
+        tests: dict[str, dict[str, Any]] = {}
         record["tests"] = tests
+        with one_thread_if(self.tier == "tiny"):
+            for name, test in (
+                ("pipeline", self.test_pipeline),
+                ("from_pretrained", self.test_from_pretrained),
+            ):
+                tests[name] = run_one(test, hardware)
+                progress(record)
         record["pipeline_task"] = self.pipeline_task()
         record["loaded"] = self.loaded
+        record["revision"] = self.loaded.get("revision") or source.revision
         record["status"], record["reason"] = verdict(tests)
         every_check = [Check(**c) for t in tests.values() for c in t.get("checks", [])]
         reference = "golden values" if self.tier == "tiny" else "self-consistency"
         record["numerics"] = numerics(every_check, reference)
 
-    def _skip_reason(self) -> str | None:
-        override = self.project.overrides.get(self.model_id)
-        if override and override.requires_remote_code:
-            return "requires remote code (overrides.json); hfmatrix does not run remote code"
+    def blocked(self) -> tuple[str, str] | None:
+        """(status, reason) when policy or availability stops this model, else None.
+        For a hub model this needs neither torch nor transformers."""
+        if self.override.requires_remote_code and not self.trust_remote_code:
+            return "skipped", f"requires remote code (overrides.json); {REMOTE_CODE_POLICY}"
         try:
             self.source  # noqa: B018 - resolving decides availability
         except Unavailable as exc:
-            return str(exc)
+            return "skipped", str(exc)
         return None
+
+    def preflight(self) -> tuple[str, str] | None:
+        """(status, reason) when the model's config rules its tests out, else None."""
+        if self.tier == "tiny" or self.trust_remote_code:
+            return None
+        return config_problem(self.source, self.auto_model, self.family, self.model_class)
+
+
+def config_problem(
+    source: Source, auto_model: Any, family: str, model_class: str
+) -> tuple[str, str] | None:
+    """Why a checkpoint's config.json keeps it out of this family, or None. Reads the
+    config as data: no code of the model runs."""
+    from transformers import PretrainedConfig
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    config, _ = PretrainedConfig.get_config_dict(source.location, revision=source.revision)
+    model_type = config.get("model_type")
+    if model_type not in CONFIG_MAPPING:
+        if config.get("auto_map"):
+            why = f"its config.json asks for its own code (auto_map, model_type {model_type!r})"
+            return "skipped", f"{why}; {REMOTE_CODE_POLICY}"
+        return "error", f"config.json: model_type {model_type!r} is unknown to transformers"
+    if CONFIG_MAPPING[model_type] not in auto_model._model_mapping:
+        kind = ", ".join(config.get("architectures") or []) or model_type
+        return "error", (
+            f"not a {family}-family model: config.json is model_type {model_type!r} ({kind}), "
+            f"which {auto_model.__name__} does not load; the family tests {model_class}"
+        )
+    return None
 
 
 def weights_complete(info: dict[str, Any]) -> Check:

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hfmatrix import results
 from hfmatrix.cli import FAILING, add_run_options, hardware_plan, results_dir
 from hfmatrix.errors import UserError
 from hfmatrix.harness import FamilyTest
 from hfmatrix.project import Project
+from hfmatrix.runner import RunSettings, run_model
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,10 +45,10 @@ def pytest_pycollect_makeitem(collector: Any, name: str, obj: Any) -> list[pytes
     project = Project.find(Path(collector.path).parent)
     models = project.select_models(obj.family, options.model, options.all_models)
     backends = hardware_plan(project, options.hardware, options.all_hardware)
-    out = results_dir(project, options.results_dir)
+    settings = RunSettings.from_options(options, results_dir(project, options.results_dir))
     return [
         ModelItem.from_parent(collector, name=f"{name}[{model}-{hw}]", family_test=obj,
-                              project=project, model_id=model, hardware=hw, out=out)
+                              project=project, model_id=model, hardware=hw, settings=settings)
         for hw in backends
         for model in models
     ]  # fmt: skip
@@ -61,16 +62,19 @@ class ModelItem(pytest.Item):
     """One model on one backend: runs the family's tests and writes the record."""
 
     def __init__(self, *, family_test: type[FamilyTest], project: Project, model_id: str,
-                 hardware: str, out: Path, **kwargs: Any):  # fmt: skip
+                 hardware: str, settings: RunSettings, **kwargs: Any):  # fmt: skip
         super().__init__(**kwargs)
-        self.family_test, self.project, self.out = family_test, project, out
+        self.family_test, self.project, self.settings = family_test, project, settings
         self.model_id, self.hardware = model_id, hardware
 
     def runtest(self) -> None:
-        record = self.family_test(self.model_id, self.project).run_tests(self.hardware)
-        path = results.write_record(self.out, record)
+        outcome = run_model(self.family_test, self.project, self.model_id, self.hardware,
+                            self.settings, notify=_to_terminal)  # fmt: skip
+        record, path = outcome.record, outcome.path
         self.user_properties.append(("record", str(path)))
         self.user_properties.append(("status", record["status"]))
+        if outcome.resumed:
+            self.user_properties.append(("resumed_from", record["started_at"]))
         if record["status"] == "skipped":
             pytest.skip(record["reason"])
         if record["status"] in FAILING:
@@ -83,3 +87,8 @@ class ModelItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"{self.family_test.family}: {self.model_id} on {self.hardware}"
+
+
+def _to_terminal(line: str) -> None:
+    """Progress of a long model run, past pytest's output capture."""
+    print(line, file=sys.__stderr__, flush=True)

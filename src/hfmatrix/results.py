@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
 import re
+import sys
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -32,21 +34,36 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def environment(device: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The software stack of this process: python, torch, transformers, platform, packages."""
+@functools.cache
+def installed_packages(path: tuple[str, ...]) -> dict[str, str]:
+    """{name: version} of the distributions on ``path`` (sys.path), as imported: the first
+    copy of a name wins."""
     packages: dict[str, str] = {}
-    for dist in metadata.distributions():  # sys.path order: the first copy is the imported one
+    for dist in metadata.distributions(path=list(path)):
         name = dist.metadata["Name"]
         if name and name.lower() not in packages:
             packages[name.lower()] = dist.version
-    packages = dict(sorted(packages.items()))
+    return dict(sorted(packages.items()))
+
+
+def code_sha256(family_module: Path) -> str:
+    """A hash of the code that decides a verdict: the family module and hfmatrix itself."""
+    digest = hashlib.sha256()
+    for path in (family_module, *sorted(Path(__file__).parent.glob("*.py"))):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def environment(device: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The software stack of this process: python, torch, transformers, platform, packages."""
+    packages = installed_packages(tuple(sys.path))
     stack = {
         "python": platform.python_version(),
         "torch": packages.get("torch"),
         "transformers": packages.get("transformers"),
         "platform": platform.platform(),
         "device": device or {},
-        "packages": packages,
+        "packages": dict(packages),
     }
     fingerprint = json.dumps([stack["python"], stack["platform"], packages], sort_keys=True)
     stack["fingerprint"] = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
@@ -66,6 +83,8 @@ def new_record(family: str, model_class: str, model_id: str, tier: str, hardware
         "status": "error",
         "reason": "",
         "task": None,
+        "request": {},
+        "revision": None,
         "tests": {},
         "numerics": {},
         "checkpoint": None,

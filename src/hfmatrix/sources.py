@@ -26,30 +26,58 @@ class Unavailable(Exception):
     """The model cannot be loaded here (offline, not cached); its record is ``skipped``."""
 
 
-def resolve_hub(model_id: str) -> Source:
-    """A local directory, or a Hub id served by the Hub or the HF cache; else Unavailable."""
+def resolve_hub(model_id: str, revision: str | None = None) -> Source:
+    """A local directory, or a Hub id (at ``revision``, default main) served by the Hub or
+    the HF cache; else Unavailable. A Hub-served source names the commit it resolved to."""
     local = Path(model_id).expanduser()
     if local.is_dir():
         return Source(model_id, "local", str(local.resolve()), "local directory")
-    snapshot = cached_snapshot(model_id)
+    snapshot = cached_snapshot(model_id, revision)
+    at = f" at revision {revision!r}" if revision else ""
     if _offline():
         if snapshot is None:
-            raise Unavailable("HF_HUB_OFFLINE is set and the model is not in the HF cache")
+            raise Unavailable(f"HF_HUB_OFFLINE is set and the model{at} is not in the HF cache")
     else:
         problem = hub_unreachable()
         if problem is None:
-            return Source(model_id, "hub", model_id, "Hub (or the HF cache when current)")
+            commit = hub_commit(model_id, revision)
+            return Source(model_id, "hub", model_id, "Hub", revision=commit)
         if snapshot is None:
-            raise Unavailable(f"not in the HF cache and the Hub is unreachable ({problem})")
+            raise Unavailable(f"not in the HF cache{at} and the Hub is unreachable ({problem})")
     return Source(model_id, "hub", str(snapshot), "HF cache", revision=snapshot.name)
 
 
-def cached_snapshot(model_id: str) -> Path | None:
-    """The HF cache's snapshot directory of ``model_id`` if it holds weights, else None."""
+def hub_commit(model_id: str, revision: str | None) -> str:
+    """The commit the Hub serves for ``revision``; Unavailable for a gated or unreachable
+    repo. A missing repo or revision raises (the model's record is an error)."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        info = HfApi().model_info(model_id, revision=revision, timeout=PROBE_TIMEOUT_S)
+    except GatedRepoError:
+        raise Unavailable("gated on the Hub: needs HF_TOKEN with access to it") from None
+    except RepositoryNotFoundError:
+        raise LookupError("not found on the Hub (or private: set HF_TOKEN)") from None
+    except RevisionNotFoundError:
+        raise LookupError(f"the Hub has no revision {revision!r} of it") from None
+    except Exception as exc:  # timeouts, connection errors, server errors
+        why = f"the Hub did not serve its info ({type(exc).__name__}: {exc})"
+        raise Unavailable(why[:300]) from None
+    return info.sha or revision or "main"
+
+
+def cached_snapshot(model_id: str, revision: str | None = None) -> Path | None:
+    """The HF cache's snapshot directory of ``model_id`` (at ``revision``) if it holds
+    weights, else None."""
     from huggingface_hub import snapshot_download
 
     try:
-        path = Path(snapshot_download(model_id, local_files_only=True))
+        path = Path(snapshot_download(model_id, revision=revision, local_files_only=True))
     except Exception:  # not cached, or not a valid repo id
         return None
     weights = [*path.glob("*.safetensors"), *path.glob("pytorch_model*.bin")]

@@ -12,7 +12,7 @@ from hfmatrix.files import Checker, read_json, read_toml
 
 FAMILY_KEYS = {"family", "class", "task", "default_model", "dependencies", "description"}
 HARDWARE_KEYS = {"hardware", "description", "dependencies"}
-OVERRIDE_KEYS = {"additional_deps", "requires_remote_code", "notes"}
+OVERRIDE_KEYS = {"additional_deps", "requires_remote_code", "revision", "notes"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class Override:
 
     additional_deps: list[str] = field(default_factory=list)
     requires_remote_code: bool = False
+    revision: str | None = None  # the Hub revision (branch, tag or commit) to test
     notes: str = ""
 
 
@@ -55,6 +56,13 @@ def requirements(values: list[str], checker: Checker, key: str) -> list[str]:
             message = f"invalid requirement {value!r} in {key}: {why}"
             raise UserError(message, checker.path, checker.requirement_line(value)) from None
     return values
+
+
+def revision(value: str | None, checker: Checker) -> str | None:
+    """A revision value: None, or a non-blank string without whitespace."""
+    if value is not None and (not value.strip() or any(c.isspace() for c in value)):
+        raise checker.fail(f"revision {value!r} is not a branch, tag or commit", "revision")
+    return value
 
 
 def load_family_spec(path: Path) -> FamilySpec:
@@ -95,7 +103,8 @@ def load_hardware_spec(path: Path) -> HardwareSpec:
 
 
 def load_overrides(path: Path) -> dict[str, Override]:
-    """Read overrides.json: {model_id: {additional_deps, requires_remote_code, notes}}."""
+    """Read overrides.json: {model_id: {additional_deps, requires_remote_code, revision,
+    notes}}."""
     data, text = read_json(path)
     Checker(path, text).table(data, "overrides")
     overrides = {}
@@ -108,6 +117,7 @@ def load_overrides(path: Path) -> dict[str, Override]:
         overrides[model_id] = Override(
             additional_deps=requirements(deps, check, f"{where}.additional_deps"),
             requires_remote_code=check.optional(entry, "requires_remote_code", bool, where, False),
+            revision=revision(check.optional(entry, "revision", str, where, None), check),
             notes=check.optional(entry, "notes", str, where, ""),
         )
     return overrides

@@ -1,0 +1,73 @@
+"""The child process that runs one model's tests: ``python -m hfmatrix.child JOB SAVE``.
+
+JOB (JSON) names the family module, its test class, the model, the backend and the run's
+options; the child saves ``{"final": bool, "record": {...}}`` to SAVE after each test, so a
+parent that has to kill it still keeps the tests that finished.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import importlib.util
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from hfmatrix.files import atomic_write_text
+from hfmatrix.project import Project
+from hfmatrix.sources import Source
+
+
+def main(argv: list[str]) -> int:
+    faulthandler.enable()  # a crash prints the Python stacks into the parent's log
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # asked for before a timeout kill
+    exit_with_parent()
+    job, save_path = json.loads(argv[0]), Path(argv[1])
+    test_class = load_class(Path(job["module"]), job["test_class"])
+    test = test_class(
+        job["model_id"],
+        Project(Path(job["project"])),
+        revision=job["revision"],
+        allow_remote_code=job["allow_remote_code"],
+    )
+    if job.get("source"):
+        test._source = Source(**job["source"])  # resolved (and the Hub probed) by the parent
+
+    def save(record: dict[str, Any], final: bool = False) -> None:
+        text = json.dumps({"final": final, "record": record}, default=str)
+        atomic_write_text(save_path, text)
+
+    save(test.run_tests(job["hardware"], progress=save), final=True)
+    return 0
+
+
+def load_class(module_path: Path, name: str) -> type:
+    """Class ``name`` of the family module at ``module_path``."""
+    spec = importlib.util.spec_from_file_location(module_path.stem, module_path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {module_path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_path.stem] = module
+    spec.loader.exec_module(module)
+    return getattr(module, name)
+
+
+def exit_with_parent() -> None:
+    """End this process when its parent dies (a killed session leaves no orphans running)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

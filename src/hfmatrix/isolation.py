@@ -1,0 +1,172 @@
+"""One model's tests in a child process, watched: a hang, a crash or a runaway allocation
+costs that model its record (``timeout`` or ``error``, with the child's last output), never
+the run and never another model's result."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hfmatrix import results
+from hfmatrix.files import atomic_write_text
+
+POLL_S = 0.2
+HEARTBEAT_S = 60.0
+STACK_DUMP_WAIT_S = 1.0  # between asking for the stacks and the kill
+TAIL_LINES = 40
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one model's child process may take."""
+
+    timeout_s: float
+    max_memory: int | None  # bytes of resident memory, the child and its children together
+
+
+def default_max_memory() -> int:
+    """90% of this machine's memory: a runaway model is stopped before the kernel's
+    out-of-memory killer picks a process (possibly not the model's)."""
+    import psutil
+
+    return int(psutil.virtual_memory().total * 0.9)
+
+
+def run_in_child(
+    job: dict[str, Any],
+    limits: Limits,
+    blank: dict[str, Any],
+    log_path: Path,
+    notify: Callable[[str], None],
+) -> dict[str, Any]:
+    """Run ``python -m hfmatrix.child`` for ``job`` and return the record it wrote, or
+    ``blank`` completed with why it has none. The child's output is kept in ``log_path``."""
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="hfmatrix-child-") as tmp:
+        saved_file, output_file = Path(tmp) / "record.json", Path(tmp) / "output.log"
+        command = [sys.executable, "-m", "hfmatrix.child", json.dumps(job), str(saved_file)]
+        with output_file.open("wb") as output:
+            child = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: a kill takes all of it
+            )
+            try:
+                stopped = watch(child, limits, notify)
+            finally:
+                kill_group(child)
+        saved = read_saved(saved_file)
+        text = output_file.read_text(encoding="utf-8", errors="replace")
+    atomic_write_text(log_path, text)
+    if stopped is None and saved is not None and saved["final"]:
+        record = saved["record"]
+    else:
+        record = saved["record"] if saved else blank  # the tests that finished are kept
+        status, reason = stopped or ("error", exit_reason(child.returncode))
+        record.update(status=status, reason=reason)
+        record["crash"] = {
+            "returncode": child.returncode,
+            "signal": signal_name(child.returncode),
+            "output_tail": text.splitlines()[-TAIL_LINES:],
+        }
+        record["environment"] = record.get("environment") or results.environment()
+        record["duration_s"] = round(time.perf_counter() - start, 3)
+    record["log"] = str(log_path)
+    return record
+
+
+def watch(
+    child: subprocess.Popen, limits: Limits, notify: Callable[[str], None]
+) -> tuple[str, str] | None:
+    """Wait for ``child``; stop it at the time or memory limit and return (status, reason)."""
+    start = time.monotonic()
+    next_beat = start + HEARTBEAT_S
+    while True:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=POLL_S)
+            return None
+        elapsed, rss = time.monotonic() - start, tree_rss(child.pid)
+        if limits.max_memory and rss > limits.max_memory:
+            kill_group(child)
+            return "error", (
+                f"killed at {rss / GIB:.2f} GiB of memory, over the --max-memory limit of "
+                f"{limits.max_memory / GIB:.2f} GiB"
+            )
+        if elapsed > limits.timeout_s:
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signal.SIGUSR1)  # the child prints its stacks (faulthandler)
+            time.sleep(STACK_DUMP_WAIT_S)
+            kill_group(child)
+            return "timeout", (
+                f"no result within {limits.timeout_s:g} s (--timeout); killed, its stacks at "
+                "that moment are in crash.output_tail"
+            )
+        if time.monotonic() >= next_beat:
+            notify(f"    still running after {elapsed:.0f} s ({rss / GIB:.2f} GiB of memory)")
+            next_beat += HEARTBEAT_S
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory of process ``pid`` and its descendants, in bytes."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            total += process.memory_info().rss
+    return total
+
+
+def kill_group(child: subprocess.Popen) -> None:
+    """SIGKILL the child's whole process group (its helpers too) and reap the child."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+
+
+def read_saved(path: Path) -> dict[str, Any] | None:
+    """What the child saved: {"final": bool, "record": {...}}, or None."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return saved if isinstance(saved, dict) and isinstance(saved.get("record"), dict) else None
+
+
+def signal_name(returncode: int | None) -> str | None:
+    if returncode is None or returncode >= 0:
+        return None
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+def exit_reason(returncode: int | None) -> str:
+    """Why a child that ended by itself left no finished record."""
+    name = signal_name(returncode)
+    if name == "SIGKILL":
+        return "the test process was killed by SIGKILL (as the out-of-memory killer does)"
+    if name:
+        return f"the test process died of {name} (signal {-returncode})"
+    if returncode:
+        return f"the test process exited with status {returncode} before finishing"
+    return "the test process exited without writing its record"

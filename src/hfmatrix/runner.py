@@ -1,0 +1,135 @@
+"""Running one model on one backend for a session: reuse a passing record (--resume), record
+what stops it before any test (policy, availability), else run its tests in a child process;
+write the record the moment it is known."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hfmatrix import hardware as hardware_module
+from hfmatrix import results
+from hfmatrix.isolation import Limits, default_max_memory, run_in_child
+
+if TYPE_CHECKING:
+    from hfmatrix.harness import FamilyTest
+    from hfmatrix.project import Project
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The options of a run (see cli.RUN_OPTIONS)."""
+
+    results_dir: Path
+    revision: str | None = None
+    allow_remote_code: bool = False
+    timeout_s: float | None = None  # None: the family's default
+    max_memory_gib: float | None = None  # None: 90% of the machine's memory
+    resume: bool = False
+
+    @classmethod
+    def from_options(cls, options: Any, results_dir: Path) -> RunSettings:
+        return cls(
+            results_dir=results_dir,
+            revision=options.revision,
+            allow_remote_code=options.allow_remote_code,
+            timeout_s=options.timeout,
+            max_memory_gib=options.max_memory,
+            resume=options.resume,
+        )
+
+    def limits(self, family_test: type[FamilyTest]) -> Limits:
+        memory = self.max_memory_gib
+        return Limits(
+            timeout_s=self.timeout_s or family_test.timeout_s,
+            max_memory=int(memory * GIB) if memory else default_max_memory(),
+        )
+
+
+@dataclass
+class Outcome:
+    record: dict[str, Any]
+    path: Path
+    resumed: bool = False
+
+
+def run_model(
+    family_test: type[FamilyTest],
+    project: Project,
+    model_id: str,
+    hardware: str,
+    settings: RunSettings,
+    notify: Callable[[str], None] = print,
+) -> Outcome:
+    """Run (or resume) one model on one backend and write its record."""
+    test = family_test(
+        model_id,
+        project,
+        revision=settings.revision,
+        allow_remote_code=settings.allow_remote_code,
+    )
+    blank = test.new_record(hardware)
+    path = results.record_path(settings.results_dir, blank)
+    if settings.resume and (previous := reusable(path, blank)) is not None:
+        return Outcome(previous, path, resumed=True)
+    record = stopped_before_tests(test, blank)
+    if record is None:
+        log = settings.results_dir / "logs" / blank["session"] / f"{path.stem}.log"
+        job = child_job(test, hardware)
+        record = run_in_child(job, settings.limits(family_test), blank, log, notify)
+    results.write_record(settings.results_dir, record)
+    return Outcome(record, path)
+
+
+def stopped_before_tests(test: FamilyTest, blank: dict[str, Any]) -> dict[str, Any] | None:
+    """The record of a model that must not run here (a missing backend, the remote-code
+    policy, an unavailable hub model), found without starting a child; else None."""
+    start = time.perf_counter()
+    try:
+        outcome = hardware_module.usable(blank["hardware"])
+        outcome = ("skipped", outcome) if outcome else None
+        if outcome is None and test.tier != "tiny":  # tiny: built in the child
+            outcome = test.blocked()
+    except Exception as exc:  # e.g. the Hub has no such repository
+        outcome = ("error", f"{type(exc).__name__}: {exc}"[:2000])
+    if outcome is None:
+        return None
+    record = dict(blank, status=outcome[0], reason=outcome[1])
+    record["environment"] = results.environment()
+    record["duration_s"] = round(time.perf_counter() - start, 3)
+    return record
+
+
+def child_job(test: FamilyTest, hardware: str) -> dict[str, Any]:
+    """What the child process needs to rebuild ``test`` and run it."""
+    resolved = test._source  # the parent's resolution (and Hub probe), when it made one
+    return {
+        "project": str(test.project.root),
+        "module": inspect.getfile(type(test)),
+        "test_class": type(test).__name__,
+        "model_id": test.model_id,
+        "hardware": hardware,
+        "revision": test.revision,
+        "allow_remote_code": test.trust_remote_code,
+        "source": asdict(resolved) if resolved else None,
+    }
+
+
+def reusable(path: Path, blank: dict[str, Any]) -> dict[str, Any] | None:
+    """The record at ``path`` if it passed in this environment for the same request."""
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(previous, dict) or previous.get("status") != "passed":
+        return None
+    fingerprint = (previous.get("environment") or {}).get("fingerprint")
+    same = fingerprint == results.environment()["fingerprint"]
+    return previous if same and previous.get("request") == blank["request"] else None
