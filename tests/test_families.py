@@ -320,11 +320,11 @@ def test_default_hub_model_is_skipped_offline_quickly(family):
 def test_hub_model_with_unreachable_hub_is_skipped_quickly(family, model_id, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: nothing listens
-    sources.hub_unreachable.cache_clear()
+    sources._probe.cache_clear()
     try:
         reason = skipped_quickly(family, model_id)
     finally:
-        sources.hub_unreachable.cache_clear()
+        sources._probe.cache_clear()
     assert "unreachable" in reason and "127.0.0.1:9" in reason
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from faults import project_copy
 
 from hfmatrix import hardware
 
@@ -99,20 +99,9 @@ def test_unknown_flag_exits_2_in_one_line(workspace):
     )
 
 
-def copy_project(destination: Path) -> Path:
-    """A copy of the project's sources, to break on purpose."""
-    destination.mkdir()
-    for name in ("noxfile.py", "pyproject.toml", "README.md", "models.json", "overrides.json"):
-        shutil.copy(ROOT / name, destination / name)
-    for name in ("src", "families", "env_specs"):
-        ignore = shutil.ignore_patterns("__pycache__")
-        shutil.copytree(ROOT / name, destination / name, ignore=ignore)
-    return destination
-
-
 def test_invalid_requirement_exits_2_naming_file_and_line(workspace):
     tmp, env = workspace
-    copy = copy_project(tmp / "bad-spec")
+    copy = project_copy(tmp / "bad-spec")
     spec = copy / "env_specs" / "hardware" / "cpu.toml"
     spec.write_text(spec.read_text().replace('"torch>=2.4"', '"torch>>2.4"'))
     done = nox(
@@ -124,7 +113,7 @@ def test_invalid_requirement_exits_2_naming_file_and_line(workspace):
 
 def test_a_model_whose_extras_fail_to_install_is_an_error_record(workspace):
     tmp, env = workspace
-    copy = copy_project(tmp / "bad-extras")
+    copy = project_copy(tmp / "bad-extras")
     overrides = {"bert-base-uncased": {"additional_deps": ["packaging<0"]}}
     (copy / "overrides.json").write_text(json.dumps(overrides))
     results = tmp / "extras-results"

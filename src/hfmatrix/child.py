@@ -26,8 +26,8 @@ from hfmatrix.sources import Source
 def main(argv: list[str]) -> int:
     faulthandler.enable()  # a crash prints the Python stacks into the parent's log
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # asked for before a timeout kill
-    exit_with_parent()
     job, save_path = json.loads(argv[0]), Path(argv[1])
+    exit_with_parent(job["parent_pid"])
     test_class = load_class(Path(job["module"]), job["test_class"])
     test = test_class(
         job["model_id"],
@@ -57,9 +57,9 @@ def load_class(module_path: Path, name: str) -> type:
     return getattr(module, name)
 
 
-def exit_with_parent() -> None:
-    """End this process when its parent dies (a killed session leaves no orphans running)."""
-    parent = os.getppid()
+def exit_with_parent(parent: int) -> None:
+    """End this process when its parent dies (a killed session leaves no orphans running),
+    even when that happened before this process got here."""
 
     def watch() -> None:
         while os.getppid() == parent:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -111,6 +112,7 @@ def child_job(test: FamilyTest, hardware: str) -> dict[str, Any]:
     """What the child process needs to rebuild ``test`` and run it."""
     resolved = test._source  # the parent's resolution (and Hub probe), when it made one
     return {
+        "parent_pid": os.getpid(),
         "project": str(test.project.root),
         "module": inspect.getfile(type(test)),
         "test_class": type(test).__name__,

@@ -88,12 +88,16 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
 
 
-@functools.cache
 def hub_unreachable() -> str | None:
-    """Why the Hub endpoint does not answer one quick request (proxies honoured), or None."""
+    """Why the Hub endpoint ($HF_ENDPOINT) does not answer one quick request, or None;
+    asked once per endpoint and process, so a dead or slow Hub costs seconds per run."""
+    return _probe(os.environ.get("HF_ENDPOINT") or HUB)
+
+
+@functools.cache
+def _probe(endpoint: str) -> str | None:
     from huggingface_hub.utils import get_session
 
-    endpoint = os.environ.get("HF_ENDPOINT") or HUB
     try:
         get_session().head(endpoint, timeout=PROBE_TIMEOUT_S)
     except Exception as exc:  # any answer at all means reachable; no answer is the reason
