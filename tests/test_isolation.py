@@ -17,8 +17,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from faults import fault_checkpoint, project_copy, trusted
 from families_helpers import import_family
+from faults import fault_checkpoint, project_copy, trusted
 
 from hfmatrix import results
 from hfmatrix.project import Project
