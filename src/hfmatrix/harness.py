@@ -144,7 +144,7 @@ class FamilyTest:
 
         self.device = hardware_module.device(hardware)
         model, processor, info = self.load_model()
-        checks = [weights_complete(info)]
+        checks = [weights_complete(info), *tokenizer_complete(model, processor)]
         with torch.inference_mode():
             output = self.forward(model, processor)
             checks.append(truth("finite", torch.isfinite(output).all(), "non-finite outputs"))
@@ -254,6 +254,8 @@ def config_problem(
 
     config, _ = PretrainedConfig.get_config_dict(source.location, revision=source.revision)
     model_type = config.get("model_type")
+    if not config:
+        return "error", f"no config.json in {source.location}"
     if model_type not in CONFIG_MAPPING:
         if config.get("auto_map"):
             why = f"its config.json asks for its own code (auto_map, model_type {model_type!r})"
@@ -283,6 +285,19 @@ def weights_complete(info: dict[str, Any]) -> Check:
         if keys
     )
     return Check("weights_complete", not missing and not mismatched, detail)
+
+
+def tokenizer_complete(model: Any, processor: Any) -> list[Check]:
+    """A tokenizer (alone or in a processor) must cover the model's vocabulary: one built
+    from missing or partial files loads with a handful of tokens and no error."""
+    from transformers import PreTrainedTokenizerBase
+
+    tokenizer = getattr(processor, "tokenizer", processor)
+    if not isinstance(tokenizer, PreTrainedTokenizerBase):
+        return []
+    vocab_size = getattr(model.config.get_text_config(), "vocab_size", None) or 0
+    detail = f"{len(tokenizer)} tokens for {vocab_size} embeddings: tokenizer files missing?"
+    return [truth("tokenizer_complete", len(tokenizer) >= 0.9 * vocab_size, detail)]
 
 
 def run_one(test: Callable[[str], list[Check]], hardware: str) -> dict[str, Any]:

@@ -95,8 +95,10 @@ class Project:
         raise UserError(f"no tiny checkpoint for family {family!r}", self.root / "models.json")
 
     def select_models(self, family: str, requested: list[str], all_models: bool) -> list[str]:
-        """The model ids a run tests: --model ids, --all-models, or the tiny + default model."""
+        """The model ids a run tests: --model ids, --all-models, or the tiny + default model.
+        Validates every file a run reads first (a mistake stops it before any model)."""
         spec = self.family_spec(family)
+        self.overrides  # noqa: B018 - loading validates
         if all_models:
             return [entry.model_id for entry in self.family_models(family)]
         if requested:

@@ -58,7 +58,8 @@ def hub_commit(model_id: str, revision: str | None) -> str:
     )
 
     try:
-        info = HfApi().model_info(model_id, revision=revision, timeout=PROBE_TIMEOUT_S)
+        api = HfApi(endpoint=endpoint())
+        info = api.model_info(model_id, revision=revision, timeout=PROBE_TIMEOUT_S)
     except GatedRepoError:
         raise Unavailable("gated on the Hub: needs HF_TOKEN with access to it") from None
     except RepositoryNotFoundError:
@@ -91,7 +92,11 @@ def _offline() -> bool:
 def hub_unreachable() -> str | None:
     """Why the Hub endpoint ($HF_ENDPOINT) does not answer one quick request, or None;
     asked once per endpoint and process, so a dead or slow Hub costs seconds per run."""
-    return _probe(os.environ.get("HF_ENDPOINT") or HUB)
+    return _probe(endpoint())
+
+
+def endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT") or HUB
 
 
 @functools.cache

@@ -1,0 +1,112 @@
+"""Network faults: a Hub that is down, slow or refuses a model costs seconds per run, and
+each hub model gets a skipped (or error) record with the reason."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from hfmatrix import sources
+from hfmatrix.project import Project
+from hfmatrix.runner import RunSettings, run_model
+
+FAMILY = "bert"
+HUB_MODELS = ("bert-base-uncased", "bert-large-uncased", "distilbert-base-uncased")
+SHA = "c" * 40
+
+
+@pytest.fixture
+def hub(isolated, monkeypatch) -> Iterator[Callable[[Callable], str]]:
+    """Start a local Hub on 127.0.0.1 whose handler(request) answers (status, headers, body);
+    $HF_ENDPOINT points at it and the Hub is not offline."""
+    servers = []
+
+    def start(answer: Callable) -> str:
+        class Handler(BaseHTTPRequestHandler):
+            def reply(self) -> None:
+                status, headers, body = answer(self)
+                self.send_response(status)
+                for key, value in {**headers, "Content-Length": str(len(body))}.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_HEAD = reply
+
+            def log_message(self, *args) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        endpoint = f"http://127.0.0.1:{server.server_port}"
+        monkeypatch.setenv("HF_ENDPOINT", endpoint)
+        monkeypatch.delenv("HF_HUB_OFFLINE")
+        return endpoint
+
+    sources._probe.cache_clear()
+    yield start
+    sources._probe.cache_clear()
+    for server in servers:
+        server.shutdown()
+
+
+def run_all(family, isolated) -> list[dict]:
+    settings = RunSettings(results_dir=isolated / "results")
+    project = Project.find()
+    return [
+        run_model(family.TestBertModels, project, model, "cpu", settings).record
+        for model in HUB_MODELS
+    ]
+
+
+def test_a_hub_that_never_answers_costs_one_probe_per_run(family, isolated, hub):
+    endpoint = hub(lambda request: time.sleep(60))
+    start = time.monotonic()
+    records = run_all(family, isolated)
+    assert time.monotonic() - start < sources.PROBE_TIMEOUT_S + 5
+    for record in records:
+        assert record["status"] == "skipped"
+        assert "not in the HF cache and the Hub is unreachable" in record["reason"]
+        assert endpoint in record["reason"] and "Timeout" in record["reason"]
+
+
+def model_info(request) -> tuple[int, dict, bytes]:
+    """The Hub's answers: /api/models/<id>/revision/<rev> for three kinds of repository."""
+    if request.path == "/":
+        return 200, {}, b"hub"
+    if "bert-large" in request.path:
+        return 401, {"X-Error-Code": "GatedRepo", "X-Error-Message": "gated"}, b"{}"
+    if "distilbert" in request.path:
+        return 404, {"X-Error-Code": "RepoNotFound", "X-Error-Message": "nope"}, b"{}"
+    body = json.dumps({"id": "bert-base-uncased", "sha": SHA, "siblings": []}).encode()
+    return 200, {"Content-Type": "application/json"}, body
+
+
+def test_gated_and_missing_repositories_are_told_apart(isolated, hub):
+    hub(model_info)
+    assert sources.resolve_hub("bert-base-uncased").revision == SHA
+    with pytest.raises(sources.Unavailable, match="gated on the Hub: needs HF_TOKEN"):
+        sources.resolve_hub("bert-large-uncased")
+    with pytest.raises(LookupError, match=r"not found on the Hub \(or private: set HF_TOKEN\)"):
+        sources.resolve_hub("distilbert-base-uncased")
+
+
+def test_gated_model_is_skipped_and_missing_one_is_an_error(family, isolated, hub):
+    hub(model_info)
+    settings = RunSettings(results_dir=isolated / "results")
+    project = Project.find()
+    gated, missing = (
+        run_model(family.TestBertModels, project, model, "cpu", settings).record
+        for model in HUB_MODELS[1:]
+    )
+    assert gated["status"] == "skipped" and gated["reason"].startswith("gated on the Hub")
+    assert missing["status"] == "error"
+    assert missing["reason"] == "LookupError: not found on the Hub (or private: set HF_TOKEN)"
