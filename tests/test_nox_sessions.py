@@ -10,9 +10,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from faults import project_copy
+from families_helpers import import_family
+from faults import fault_checkpoint, project_copy, truncated_checkpoint, trusted
 
 from hfmatrix import hardware
+from hfmatrix.results import slug
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
@@ -124,3 +126,39 @@ def test_a_model_whose_extras_fail_to_install_is_an_error_record(workspace):
     hub = json.loads((raw / "bert-base-uncased.json").read_text())
     assert hub["status"] == "error" and "packaging<0" in hub["reason"]
     assert json.loads((raw / "tiny-bert.json").read_text())["status"] == "passed"
+
+
+def test_hanging_crashing_and_corrupt_models_are_recorded_and_the_rest_kept(workspace, built_tiny):
+    """The issue's acceptance run: the tiny model plus one model that hangs, one that
+    segfaults (both through their own code, allowed) and one truncated checkpoint."""
+    tmp, env = workspace
+    tiny = built_tiny(import_family("bert"))
+    hang = fault_checkpoint(tiny, tmp / "faults" / "hang", "hang")
+    crash = fault_checkpoint(tiny, tmp / "faults" / "crash", "segfault")
+    corrupt = truncated_checkpoint(tiny, tmp / "faults" / "corrupt")
+    copy = project_copy(tmp / "fault-project", trusted(hang, crash))
+    results = tmp / "fault-results"
+    models = [arg for model in ("tiny", hang, crash, corrupt) for arg in ("--model", str(model))]
+    done = nox(copy / "noxfile.py", env, "--envdir", str(tmp / "envs-faults"),
+               "-s", "bert(hardware='cpu')", "--", *models, "--allow-remote-code",
+               "--timeout", "30", "--results-dir", str(results))  # fmt: skip
+    assert done.returncode == 1, done.stderr[-3000:]
+    raw = results / "raw" / "bert-cpu"
+    record = {path.stem: json.loads(path.read_text()) for path in raw.glob("*.json")}
+    assert record["tiny-bert"]["status"] == "passed"
+    hung = record[slug(str(hang))]
+    assert hung["status"] == "timeout" and "--timeout" in hung["reason"]
+    assert "misbehave" in "\n".join(hung["crash"]["output_tail"])
+    crashed = record[slug(str(crash))]
+    assert crashed["status"] == "error" and crashed["crash"]["signal"] == "SIGSEGV"
+    assert "Segmentation fault" in "\n".join(crashed["crash"]["output_tail"])
+    broken = record[slug(str(corrupt))]
+    assert broken["status"] == "error" and "SafetensorError" in broken["reason"]
+    cases = ET.parse(results / "junit" / "bert-cpu.xml").getroot().iter("testcase")
+    assert len(list(cases)) == 4
+
+    done = nox(copy / "noxfile.py", env, "--envdir", str(tmp / "envs-faults"),
+               "-s", "report", "--", "--results-dir", str(results))  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    totals = json.loads((results / "summary.json").read_text())["totals"]
+    assert (totals["passed"], totals["timeout"], totals["error"]) == (1, 1, 2)

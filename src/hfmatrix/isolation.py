@@ -23,7 +23,7 @@ from hfmatrix.files import atomic_write_text
 POLL_S = 0.2
 HEARTBEAT_S = 60.0
 STACK_DUMP_WAIT_S = 1.0  # between asking for the stacks and the kill
-TAIL_LINES = 40
+TAIL_LINES = 60
 GIB = 1024**3
 
 
