@@ -77,7 +77,7 @@ class Expected:
 
 GPT_HUB = checks(
     "pipeline: prompt_kept pipeline_ids_match_direct_greedy text_is_greedy_ids_decoded",
-    "from_pretrained: weights_complete finite logits_shape new_token_count"
+    "from_pretrained: weights_complete tokenizer_complete finite logits_shape new_token_count"
     " first_greedy_token_is_argmax greedy_ids_are_argmax_without_cache"
     " pipeline_matches_greedy_text decode_round_trip bytes_decode_round_trip"
     " save_load_round_trip",
@@ -89,8 +89,9 @@ GPT_GOLDEN = checks(
 )
 T5_HUB = checks(
     "pipeline: starts_with_decoder_start pipeline_ids_match_direct_greedy",
-    "from_pretrained: weights_complete finite logits_shape prompt_ends_with_eos new_token_count"
-    " greedy_ids_are_argmax_without_cache decode_round_trip save_load_round_trip",
+    "from_pretrained: weights_complete tokenizer_complete finite logits_shape"
+    " prompt_ends_with_eos new_token_count greedy_ids_are_argmax_without_cache"
+    " decode_round_trip save_load_round_trip",
 )
 T5_GOLDEN = checks(
     "pipeline: generated_ids generated_text",
@@ -99,9 +100,9 @@ T5_GOLDEN = checks(
 )
 LLAMA_HUB = checks(
     "pipeline: pipeline_keeps_prompt_ids new_token_count text_is_decoding_of_ids",
-    "from_pretrained: weights_complete finite new_token_count first_token_is_argmax"
-    " pipeline_matches_greedy_ids causal_prefix_logits cached_greedy_is_argmax"
-    " save_load_round_trip",
+    "from_pretrained: weights_complete tokenizer_complete finite new_token_count"
+    " first_token_is_argmax pipeline_matches_greedy_ids causal_prefix_logits"
+    " cached_greedy_is_argmax save_load_round_trip",
 )
 LLAMA_GOLDEN = checks(
     "pipeline: generated_ids generated_text generated_text_is_golden_decoding",
@@ -111,7 +112,7 @@ LLAMA_GOLDEN = checks(
 LLAVA_HUB = checks(
     "pipeline: image_tokens_match_features image_tokens_match_vision_config"
     " pipeline_text_is_decoded_greedy_ids",
-    "from_pretrained: weights_complete finite first_greedy_id_is_logits_argmax"
+    "from_pretrained: weights_complete tokenizer_complete finite first_greedy_id_is_logits_argmax"
     " image_reaches_logits save_load_round_trip",
 )
 LLAVA_GOLDEN = checks(
@@ -139,8 +140,8 @@ EXPECTED = {
         ),
         hub_checks=checks(
             "pipeline: scores_are_probabilities scores_descending predicts_capital",
-            "from_pretrained: weights_complete finite pipeline_matches_logits_tokens"
-            " pipeline_matches_logits_scores save_load_round_trip",
+            "from_pretrained: weights_complete tokenizer_complete finite"
+            " pipeline_matches_logits_tokens pipeline_matches_logits_scores save_load_round_trip",
         ),
         # random tiny weights cannot know the capital of France: the hub-tier check says so
         hub_failed=checks("pipeline: predicts_capital"),
@@ -218,8 +219,8 @@ EXPECTED = {
         ),
         hub_checks=checks(
             "pipeline: pipeline_decodes_as_whisper pipeline_text_matches_generate",
-            "from_pretrained: weights_complete finite features_shape logits_shape greedy_length"
-            " first_greedy_token_is_logits_argmax save_load_round_trip",
+            "from_pretrained: weights_complete tokenizer_complete finite features_shape"
+            " logits_shape greedy_length first_greedy_token_is_logits_argmax save_load_round_trip",
         ),
     ),
     "sam": Expected(

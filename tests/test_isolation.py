@@ -21,6 +21,7 @@ from families_helpers import import_family
 from faults import fault_checkpoint, project_copy, trusted
 
 from hfmatrix import results
+from hfmatrix.isolation import exit_reason
 from hfmatrix.project import Project
 from hfmatrix.runner import RunSettings, reusable, run_model
 
@@ -217,3 +218,16 @@ def test_concurrent_sessions_into_one_results_dir_keep_every_record(isolated):
         "tiny-bert.json",
         "tiny-gpt.json",
     ]
+
+
+def test_exit_reasons_name_the_signal_or_the_uncaught_exception():
+    assert exit_reason(-11) == "the test process died of SIGSEGV (signal 11)"
+    assert exit_reason(-9).startswith("the test process was killed by SIGKILL")
+    output = "Traceback (most recent call last):\n  File x\nImportError: no torchvision\n"
+    assert exit_reason(1, output) == (
+        "the test process exited with status 1 before finishing: ImportError: no torchvision"
+    )
+    assert exit_reason(7, "some warning: ignored\n") == (
+        "the test process exited with status 7 before finishing"
+    )
+    assert exit_reason(0) == "the test process exited without writing its record"

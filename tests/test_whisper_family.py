@@ -27,7 +27,8 @@ def test_checks_come_in_order(family, tiny_record, hub_record):
         "pipeline_text_matches_generate",
     ]
     assert names(hub, "from_pretrained") == [
-        "weights_complete", "finite", "features_shape", "logits_shape", "greedy_length",
+        "weights_complete", "tokenizer_complete", "finite", "features_shape", "logits_shape",
+        "greedy_length",
         "first_greedy_token_is_logits_argmax",  # no round trip on the hub tier
     ]  # fmt: skip
 

@@ -75,7 +75,7 @@ def run_in_child(
         record = saved["record"]
     else:
         record = saved["record"] if saved else blank  # the tests that finished are kept
-        status, reason = stopped or ("error", exit_reason(child.returncode))
+        status, reason = stopped or ("error", exit_reason(child.returncode, text))
         record.update(status=status, reason=reason)
         record["crash"] = {
             "returncode": child.returncode,
@@ -160,7 +160,7 @@ def signal_name(returncode: int | None) -> str | None:
         return f"signal {-returncode}"
 
 
-def exit_reason(returncode: int | None) -> str:
+def exit_reason(returncode: int | None, output: str = "") -> str:
     """Why a child that ended by itself left no finished record."""
     name = signal_name(returncode)
     if name == "SIGKILL":
@@ -168,5 +168,8 @@ def exit_reason(returncode: int | None) -> str:
     if name:
         return f"the test process died of {name} (signal {-returncode})"
     if returncode:
-        return f"the test process exited with status {returncode} before finishing"
+        reason = f"the test process exited with status {returncode} before finishing"
+        if "Traceback (most recent call last):" in output:  # an uncaught exception: name it
+            reason += ": " + output.strip().splitlines()[-1][:300]
+        return reason
     return "the test process exited without writing its record"
