@@ -129,3 +129,13 @@ def plant_hf_snapshot(hub_cache: Path, model_id: str, files: Path) -> Path:
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(REVISION)
     return snapshot
+
+
+def records_by_model(results_dir: Path, session: str = "*") -> dict[str, dict]:
+    """model id -> record, for the records under ``results_dir``/raw/<session>/."""
+    paths = sorted((results_dir / "raw").glob(f"{session}/*.json"))
+    return {record["model_id"]: record for record in map(read_json, paths)}
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))

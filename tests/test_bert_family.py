@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from families_helpers import ROOT, edit_json, failed_checks, fails, run
+from families_helpers import ROOT, edit_json, failed_checks, fails, records_by_model, run
 
 FAMILY = "bert"
 
@@ -91,13 +91,10 @@ def test_script_runs_and_writes_records(isolated):
     done = script("--model", "tiny", "--model", "bert-base-uncased", "--all-hardware")
     assert done.returncode == 0, done.stderr
     raw = isolated / "results" / "raw"
-    assert sorted(p.name for p in raw.glob("*/*.json")) == [
-        "bert-base-uncased.json",
-        "tiny-bert.json",
-    ]
+    assert sorted(records_by_model(isolated / "results")) == ["bert-base-uncased", "tiny-bert"]
     assert {p.parent.name for p in raw.glob("*/*.json")} == {"bert-cpu"}
     assert "[1/2] bert: tiny-bert on cpu" in done.stdout
-    record = json.loads((raw / "bert-cpu" / "tiny-bert.json").read_text())
+    record = records_by_model(isolated / "results", "bert-cpu")["tiny-bert"]
     assert record["status"] == "passed"
 
 

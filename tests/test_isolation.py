@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from families_helpers import import_family
+from families_helpers import import_family, records_by_model
 from faults import fault_checkpoint, project_copy, trusted
 
 from hfmatrix import results
@@ -123,16 +123,15 @@ def test_a_killed_session_keeps_finished_records_and_leaves_no_child(bert, tiny,
     session = run_script(project, "--model", "tiny", "--model", str(hang),
                          "--allow-remote-code", "--results-dir", str(out),
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
-    tiny_path = out / "raw" / "bert-cpu" / "tiny-bert.json"
     deadline = time.monotonic() + 240
-    while not (tiny_path.exists() and children_running(str(hang))):
+    while not ("tiny-bert" in records_by_model(out) and children_running(str(hang))):
         assert session.poll() is None, session.stdout.read()
         assert time.monotonic() < deadline
         time.sleep(0.5)
     session.send_signal(signal.SIGKILL)
     session.wait()
-    assert json.loads(tiny_path.read_text())["status"] == "passed"
-    assert not list(out.rglob(".*.tmp"))
+    assert records_by_model(out)["tiny-bert"]["status"] == "passed"
+    assert not list((out / "raw").rglob(".*.tmp"))
     deadline = time.monotonic() + 10
     while children_running(str(hang)):  # the orphaned child ends itself
         assert time.monotonic() < deadline, "the child outlived its killed session"
@@ -153,7 +152,7 @@ def test_resume_reuses_only_a_passing_record_of_the_same_environment_and_request
     passed = tiny_record(bert)
     path = results.write_record(out, passed)
     test = bert.TestBertModels("tiny", project)
-    blank = test.new_record("cpu")
+    blank = dict(test.new_record("cpu"), environment=results.environment())
     assert reusable(path, blank) == passed
 
     start = time.monotonic()
@@ -161,6 +160,10 @@ def test_resume_reuses_only_a_passing_record_of_the_same_environment_and_request
     assert outcome.resumed and outcome.record == passed
     assert time.monotonic() - start < 5  # no child process
 
+    assert reusable(path, dict(blank, revision=passed["revision"])) == passed
+    assert reusable(path, dict(blank, revision="f" * 40)) is None  # the commit moved on
+    assert reusable(path, dict(blank, model_id="other")) is None
+    assert reusable(path, dict(blank, hardware="cuda")) is None
     for change in (
         lambda r: r.update(status="failed"),
         lambda r: r["environment"].update(fingerprint="0" * 16),
@@ -183,7 +186,7 @@ def hammer(path: str, value: int, count: int) -> None:
 
 
 def test_concurrent_writers_of_one_record_never_leave_a_torn_file(tmp_path):
-    path = tmp_path / "raw" / "bert-cpu" / "tiny-bert.json"
+    path = tmp_path / "raw" / "bert-cpu" / "tiny-bert@0123456789abcdef.json"
     hammer(str(path), -1, 1)
     context = multiprocessing.get_context("spawn")
     writers = [context.Process(target=hammer, args=(str(path), n, 200)) for n in range(3)]
@@ -194,7 +197,7 @@ def test_concurrent_writers_of_one_record_never_leave_a_torn_file(tmp_path):
         assert json.loads(path.read_text())["pad"] == "x" * 50000  # whole, every time
         reads += 1
     assert all(w.exitcode == 0 for w in writers) and reads > 10
-    assert os.listdir(path.parent) == ["tiny-bert.json"]
+    assert os.listdir(path.parent) == [path.name]
 
 
 def test_concurrent_sessions_into_one_results_dir_keep_every_record(isolated):
@@ -212,12 +215,12 @@ def test_concurrent_sessions_into_one_results_dir_keep_every_record(isolated):
     for run in runs:
         output, _ = run.communicate(timeout=300)
         assert run.returncode == 0, output
-    for name in ("bert-cpu/tiny-bert.json", "gpt-cpu/tiny-gpt.json"):
-        assert json.loads((out / "raw" / name).read_text())["status"] == "passed"
-    assert sorted(p.name for p in (out / "raw").rglob("*") if p.is_file()) == [
-        "tiny-bert.json",
-        "tiny-gpt.json",
-    ]
+    records = records_by_model(out)
+    assert {model: r["status"] for model, r in records.items()} == {
+        "tiny-bert": "passed",
+        "tiny-gpt": "passed",
+    }
+    assert len([p for p in (out / "raw").rglob("*") if p.is_file()]) == 2
 
 
 def test_exit_reasons_name_the_signal_or_the_uncaught_exception():

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from families_helpers import REVISION, plant_hf_snapshot
 
 from hfmatrix import sources
 from hfmatrix.project import Project
@@ -76,6 +77,32 @@ def test_a_hub_that_never_answers_costs_one_probe_per_run(family, isolated, hub)
         assert record["status"] == "skipped"
         assert "not in the HF cache and the Hub is unreachable" in record["reason"]
         assert endpoint in record["reason"] and "Timeout" in record["reason"]
+
+
+def test_a_cached_model_loads_from_the_cache_when_the_hub_fails_it(
+    tiny, isolated, hub, monkeypatch
+):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(isolated / "hf" / "hub"))
+    plant_hf_snapshot(isolated / "hf" / "hub", "bert-base-uncased", tiny)
+    hub(lambda request: (200, {}, b"hub") if request.path == "/" else (500, {}, b"down"))
+    source = sources.resolve_hub("bert-base-uncased")
+    assert (source.origin, source.revision) == ("HF cache", REVISION)
+    with pytest.raises(sources.Unavailable, match="the Hub did not serve its info"):
+        sources.resolve_hub("bert-large-uncased")  # not cached
+
+
+def test_a_revision_the_hub_does_not_have_is_an_error(isolated, hub):
+    hub(
+        lambda request: (
+            (200, {}, b"hub")
+            if request.path == "/"
+            else (404, {"X-Error-Code": "RevisionNotFound", "X-Error-Message": "no"}, b"{}")
+        )
+    )
+    with pytest.raises(LookupError, match="the Hub has no revision 'v9' of it"):
+        sources.resolve_hub("bert-base-uncased", "v9")
 
 
 def model_info(request) -> tuple[int, dict, bytes]:

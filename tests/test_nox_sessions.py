@@ -10,11 +10,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from families_helpers import import_family
+from families_helpers import import_family, records_by_model
 from faults import fault_checkpoint, project_copy, truncated_checkpoint, trusted
 
 from hfmatrix import hardware
-from hfmatrix.results import slug
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
@@ -88,7 +87,7 @@ def test_posargs_reach_the_run(bert_run, workspace):
     args = ("-s", "bert(hardware='cpu')", "--", "--model", "tiny", "--results-dir", str(results))
     done = nox(ROOT / "noxfile.py", env, "--envdir", str(tmp / "envs"), *args)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert [p.name for p in (results / "raw" / "bert-cpu").glob("*.json")] == ["tiny-bert.json"]
+    assert list(records_by_model(results, "bert-cpu")) == ["tiny-bert"]
 
 
 def test_unknown_flag_exits_2_in_one_line(workspace):
@@ -122,10 +121,9 @@ def test_a_model_whose_extras_fail_to_install_is_an_error_record(workspace):
     done = nox(copy / "noxfile.py", env, "--envdir", str(tmp / "envs3"),
                "-s", "bert(hardware='cpu')", "--", "--results-dir", str(results))  # fmt: skip
     assert done.returncode == 1
-    raw = results / "raw" / "bert-cpu"
-    hub = json.loads((raw / "bert-base-uncased.json").read_text())
+    hub = records_by_model(results)["bert-base-uncased"]
     assert hub["status"] == "error" and "packaging<0" in hub["reason"]
-    assert json.loads((raw / "tiny-bert.json").read_text())["status"] == "passed"
+    assert records_by_model(results)["tiny-bert"]["status"] == "passed"
 
 
 def test_hanging_crashing_and_corrupt_models_are_recorded_and_the_rest_kept(workspace, built_tiny):
@@ -143,16 +141,15 @@ def test_hanging_crashing_and_corrupt_models_are_recorded_and_the_rest_kept(work
                "-s", "bert(hardware='cpu')", "--", *models, "--allow-remote-code",
                "--timeout", "30", "--results-dir", str(results))  # fmt: skip
     assert done.returncode == 1, done.stderr[-3000:]
-    raw = results / "raw" / "bert-cpu"
-    record = {path.stem: json.loads(path.read_text()) for path in raw.glob("*.json")}
+    record = records_by_model(results, "bert-cpu")
     assert record["tiny-bert"]["status"] == "passed"
-    hung = record[slug(str(hang))]
+    hung = record[str(hang)]
     assert hung["status"] == "timeout" and "--timeout" in hung["reason"]
     assert "misbehave" in "\n".join(hung["crash"]["output_tail"])
-    crashed = record[slug(str(crash))]
+    crashed = record[str(crash)]
     assert crashed["status"] == "error" and crashed["crash"]["signal"] == "SIGSEGV"
     assert "Segmentation fault" in "\n".join(crashed["crash"]["output_tail"])
-    broken = record[slug(str(corrupt))]
+    broken = record[str(corrupt)]
     assert broken["status"] == "error" and "SafetensorError" in broken["reason"]
     cases = ET.parse(results / "junit" / "bert-cpu.xml").getroot().iter("testcase")
     assert len(list(cases)) == 4

@@ -84,6 +84,41 @@ def test_trust_remote_code_is_passed_false_to_every_load(family, isolated, monke
     assert seen and set(seen) == {False}
 
 
+def test_every_load_of_a_hub_model_gets_its_commit_and_the_trust_flag(
+    family, tiny, isolated, monkeypatch
+):
+    """The pipeline, the tokenizer and the model of a Hub-served model all load the commit
+    the Hub resolved, with trust_remote_code=False."""
+    import transformers
+
+    from hfmatrix.sources import Source
+
+    seen = []
+    real_pipeline = transformers.pipeline
+
+    def pipeline_spy(*args, **kwargs):
+        if isinstance(kwargs.get("model"), str):
+            seen.append(("pipeline", kwargs.get("revision"), kwargs.get("trust_remote_code")))
+        return real_pipeline(*args, **kwargs)
+
+    monkeypatch.setattr(transformers, "pipeline", pipeline_spy)
+    for name in ("AutoModelForMaskedLM", "AutoTokenizer"):
+        cls = getattr(transformers, name)
+        original = cls.from_pretrained.__func__
+
+        def spy(klass, *args, _original=original, _name=name, **kwargs):
+            seen.append((_name, kwargs.get("revision"), kwargs.get("trust_remote_code")))
+            return _original(klass, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "from_pretrained", classmethod(spy))
+    test = family.TestBertModels("bert-base-uncased")
+    test._source = Source("bert-base-uncased", "hub", str(tiny), "Hub", revision=COMMIT_A)
+    record = test.run_tests("cpu")
+    assert record["revision"] == COMMIT_A and record["status"] == "failed"  # random weights
+    assert {name for name, *_ in seen} == {"pipeline", "AutoModelForMaskedLM", "AutoTokenizer"}
+    assert {(revision, trust) for _, revision, trust in seen} == {(COMMIT_A, False)}
+
+
 def plant(hub_cache: Path, model_id: str, files: Path, commit: str, refs: list[str]) -> None:
     """``files`` as snapshot ``commit`` of ``model_id`` in the HF cache, named by ``refs``."""
     repo = hub_cache / f"models--{model_id.replace('/', '--')}"

@@ -21,11 +21,20 @@ from hfmatrix.results import (
     write_record,
 )
 
+FINGERPRINT = "0123456789abcdef"
+
 
 def record(model_id: str = "bert-base-uncased", **changes) -> dict:
     rec = new_record("bert", "BertForMaskedLM", model_id, "hub", "cpu")
-    rec.update(changes)
+    rec.update(environment={"fingerprint": FINGERPRINT}, **changes)
     return rec
+
+
+def hashed(readable: str, model_id: str) -> str:
+    """The slug of a model id that is not a plain Hub id: readable part and a short hash."""
+    import hashlib
+
+    return f"{readable}-{hashlib.sha256(model_id.encode()).hexdigest()[:8]}"
 
 
 def files_under(path: Path) -> list[str]:
@@ -55,12 +64,12 @@ def fake_smi(tmp_path: Path, monkeypatch, body: str) -> None:
     [
         ("bert-base-uncased", "bert-base-uncased"),
         ("meta-llama/Llama-2-7b-hf", "meta-llama--Llama-2-7b-hf"),
-        ("/abs/path/dir", "abs--path--dir"),
-        ("/abs/path/dir/", "abs--path--dir"),
         ("google/vit-base-patch16-224", "google--vit-base-patch16-224"),
-        ("a b:c", "a--b--c"),
-        ("///", "model"),
-        ("", "model"),
+        ("/abs/path/dir", hashed("abs--path--dir", "/abs/path/dir")),
+        ("/abs/path/dir/", hashed("abs--path--dir", "/abs/path/dir/")),
+        ("a b:c", hashed("a--b--c", "a b:c")),
+        ("///", hashed("model", "///")),
+        ("", hashed("model", "")),
     ],
 )
 def test_slug(model_id, expected):
@@ -76,8 +85,21 @@ def test_record_path_stays_in_session_dir(tmp_path, model_id):
 
 def test_record_path(tmp_path):
     rec = record("meta-llama/Llama-2-7b-hf")
-    expected = tmp_path / "raw" / "bert-cpu" / "meta-llama--Llama-2-7b-hf.json"
+    expected = tmp_path / "raw" / "bert-cpu" / f"meta-llama--Llama-2-7b-hf@{FINGERPRINT}.json"
     assert record_path(tmp_path, rec) == expected
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [("/data/a b", "/data/a/b"), ("/x/a--b", "/x/a/b"), ("a--b/c", "a/b--c"), ("A", "/A")],
+)
+def test_two_models_never_share_a_record_file(one, other):
+    assert slug(one) != slug(other)
+
+
+def test_a_very_long_path_gets_a_short_name():
+    name = slug("/very" * 200)
+    assert len(name) <= 80 + 9 and name != slug("/very" * 199)
 
 
 def test_new_record_has_schema_keys():
@@ -96,9 +118,9 @@ def test_new_record_has_schema_keys():
 def test_write_record_round_trips(tmp_path):
     rec = record("meta-llama/Llama-2-7b-hf", status="passed", tests={"pipeline": {"ok": 1}})
     path = write_record(tmp_path, rec)
-    assert path == tmp_path / "raw" / "bert-cpu" / "meta-llama--Llama-2-7b-hf.json"
+    assert path == tmp_path / "raw" / "bert-cpu" / f"meta-llama--Llama-2-7b-hf@{FINGERPRINT}.json"
     assert json.loads(path.read_text(encoding="utf-8")) == rec
-    assert files_under(tmp_path) == ["raw/bert-cpu/meta-llama--Llama-2-7b-hf.json"]
+    assert files_under(tmp_path) == [f"raw/bert-cpu/meta-llama--Llama-2-7b-hf@{FINGERPRINT}.json"]
 
 
 def test_write_record_overwrites_and_serialises_odd_values(tmp_path):
@@ -107,7 +129,7 @@ def test_write_record_overwrites_and_serialises_odd_values(tmp_path):
     data = json.loads(path.read_text())
     assert data["status"] == "passed"
     assert data["checkpoint"] == str(tmp_path)
-    assert files_under(tmp_path) == ["raw/bert-cpu/bert-base-uncased.json"]
+    assert files_under(tmp_path) == [f"raw/bert-cpu/bert-base-uncased@{FINGERPRINT}.json"]
 
 
 @pytest.mark.parametrize("status", ["ok", "PASSED", "", None])
@@ -125,7 +147,7 @@ def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path):
     with pytest.raises(ValueError):
         write_record(tmp_path, broken)
     assert path.read_bytes() == before
-    assert files_under(tmp_path) == ["raw/bert-cpu/bert-base-uncased.json"]
+    assert files_under(tmp_path) == [f"raw/bert-cpu/bert-base-uncased@{FINGERPRINT}.json"]
 
 
 @pytest.mark.parametrize("status", STATUSES)
@@ -218,7 +240,7 @@ def test_device_names():
     ("model_id", "name"), [("./mydir", "mydir"), ("..", "model"), ("-x-", "x"), ("/a/b", "a--b")]
 )
 def test_slug_never_hides_a_record(model_id, name):
-    assert slug(model_id) == name
+    assert slug(model_id) == hashed(name, model_id)  # no leading dot or dash
 
 
 def test_results_dir_that_is_a_file_is_a_user_error(tmp_path):
@@ -226,6 +248,12 @@ def test_results_dir_that_is_a_file_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="not a directory"):
         results.checked_results_dir(tmp_path / "file")
     assert results.checked_results_dir(tmp_path / "new") == tmp_path / "new"
+
+
+def test_results_dir_that_cannot_be_made_is_a_user_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match="cannot write the results directory: Not a directory"):
+        results.checked_results_dir(tmp_path / "file" / "results")
 
 
 def test_written_files_follow_the_umask(tmp_path):

@@ -56,6 +56,17 @@ def directory_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def stat_sha256(path: Path) -> str:
+    """A quick hash of the names, sizes and modification times of the files in ``path``."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        stat = file.stat()
+        digest.update(
+            f"{file.relative_to(path).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
+        )
+    return digest.hexdigest()[:16]
+
+
 def describe(path: Path) -> dict[str, Any]:
     """The checkpoint facts a record carries: where it is and what its bytes hash to."""
     files = {

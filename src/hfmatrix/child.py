@@ -23,7 +23,7 @@ from hfmatrix.project import Project
 from hfmatrix.sources import Source
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str]) -> None:
     faulthandler.enable()  # a crash prints the Python stacks into the parent's log
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # asked for before a timeout kill
     job, save_path = json.loads(argv[0]), Path(argv[1])
@@ -43,7 +43,9 @@ def main(argv: list[str]) -> int:
         atomic_write_text(save_path, text)
 
     save(test.run_tests(job["hardware"], progress=save), final=True)
-    return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # done: no interpreter teardown (threads, device runtimes) to hang in
 
 
 def load_class(module_path: Path, name: str) -> type:
@@ -64,10 +66,10 @@ def exit_with_parent(parent: int) -> None:
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(0.5)
-        os._exit(3)
+        os.killpg(0, signal.SIGKILL)  # this process group: the child and its helpers
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    main(sys.argv[1:])

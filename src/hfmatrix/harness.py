@@ -166,11 +166,14 @@ class FamilyTest:
 
     def request(self) -> dict[str, Any]:
         """What was asked of this run: a record is only reused (--resume) for the same."""
-        return {
+        request = {
             "revision": self.revision,
             "trust_remote_code": self.trust_remote_code,
             "code": results.code_sha256(Path(inspect.getfile(type(self)))),
         }
+        if self.tier == "local":  # files that may change under the same path
+            request["files"] = checkpoints.stat_sha256(Path(self.model_id))
+        return request
 
     def new_record(self, hardware: str) -> dict[str, Any]:
         """This model's record on ``hardware`` before anything ran."""
@@ -207,6 +210,7 @@ class FamilyTest:
             "origin": source.origin,
             "revision": source.revision,
         }
+        record["revision"] = source.revision
         if self.tier == "tiny":
             record["checkpoint"] = checkpoints.describe(Path(source.location))
         tests: dict[str, dict[str, Any]] = {}

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from hfmatrix import results
-from hfmatrix.files import atomic_write_text
 
 POLL_S = 0.2
 HEARTBEAT_S = 60.0
@@ -53,39 +52,49 @@ def run_in_child(
     """Run ``python -m hfmatrix.child`` for ``job`` and return the record it wrote, or
     ``blank`` completed with why it has none. The child's output is kept in ``log_path``."""
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="hfmatrix-child-") as tmp:
-        saved_file, output_file = Path(tmp) / "record.json", Path(tmp) / "output.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    output = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed into place below
+        dir=log_path.parent, prefix=f".{log_path.name}.", suffix=".tmp", delete=False
+    )
+    with tempfile.TemporaryDirectory(prefix="hfmatrix-child-") as tmp, output:
+        saved_file = Path(tmp) / "record.json"
         command = [sys.executable, "-m", "hfmatrix.child", json.dumps(job), str(saved_file)]
-        with output_file.open("wb") as output:
-            child = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: a kill takes all of it
-            )
-            try:
-                stopped = watch(child, limits, notify)
-            finally:
-                kill_group(child)
+        child = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: a kill takes all of it
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONSAFEPATH": "1"},
+        )
+        try:
+            stopped = watch(child, limits, notify)
+        finally:
+            kill_group(child)
         saved = read_saved(saved_file)
-        text = output_file.read_text(encoding="utf-8", errors="replace")
-    atomic_write_text(log_path, text)
-    if stopped is None and saved is not None and saved["final"]:
-        record = saved["record"]
+    os.replace(output.name, log_path)
+    if saved is not None and saved["final"]:
+        record = saved["record"]  # finished: what happened after that does not change it
     else:
         record = saved["record"] if saved else blank  # the tests that finished are kept
-        status, reason = stopped or ("error", exit_reason(child.returncode, text))
+        status, reason = stopped or ("error", exit_reason(child.returncode, tail(log_path)))
         record.update(status=status, reason=reason)
         record["crash"] = {
             "returncode": child.returncode,
             "signal": signal_name(child.returncode),
-            "output_tail": text.splitlines()[-TAIL_LINES:],
+            "output_tail": tail(log_path).splitlines()[-TAIL_LINES:],
         }
         record["environment"] = record.get("environment") or results.environment()
         record["duration_s"] = round(time.perf_counter() - start, 3)
     record["log"] = str(log_path)
     return record
+
+
+def tail(path: Path, size: int = 16384) -> str:
+    """The last ``size`` bytes of a file, as text."""
+    with path.open("rb") as handle:
+        handle.seek(max(0, handle.seek(0, os.SEEK_END) - size))
+        return handle.read().decode("utf-8", errors="replace")
 
 
 def watch(

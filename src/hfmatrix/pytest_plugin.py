@@ -25,7 +25,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Check the options before anything runs: a mistake is one line and exit status 2."""
     options = config.option
-    families = [m.group(1) for a in config.args if (m := re.search(r"test_hf_(\w+)\.py", a))]
+    families = [
+        match.group(1)
+        for path in family_modules(config.args)
+        if (match := re.fullmatch(r"test_hf_(\w+)\.py", path.name))
+    ]
     try:
         project = Project.find(config.rootpath)
         for family in families:
@@ -34,6 +38,12 @@ def pytest_configure(config: pytest.Config) -> None:
         results_dir(project, options.results_dir)
     except UserError as exc:
         pytest.exit(f"error: {exc}", returncode=exc.exit_code)
+
+
+def family_modules(args: list[str]) -> list[Path]:
+    """The family module files that pytest's arguments name, directly or by directory."""
+    paths = [Path(arg.split("::")[0]) for arg in args]
+    return [m for p in paths for m in (sorted(p.glob("test_hf_*.py")) if p.is_dir() else [p])]
 
 
 def pytest_pycollect_makeitem(collector: Any, name: str, obj: Any) -> list[pytest.Item] | None:

@@ -8,6 +8,7 @@ import json
 import platform
 import re
 import sys
+import tempfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -25,9 +26,18 @@ def session_name(family: str, hardware: str) -> str:
     return f"{family}-{hardware}"
 
 
+PLAIN_ID = re.compile(r"(?:\w[\w.-]*/)?\w[\w.-]*")
+
+
 def slug(model_id: str) -> str:
-    """A file-name-safe form of a model id or path."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "--", model_id).strip(".-") or "model"
+    """A file-name-safe form of a model id or path. A Hub id keeps its name ("/" becomes
+    "--"); anything else (a path, odd characters, a very long id) also gets a short hash
+    of itself, so two models never share a name."""
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "--", model_id).strip(".-")[:80].strip(".-")
+    if PLAIN_ID.fullmatch(model_id) and "--" not in model_id and len(model_id) <= 80:
+        return readable
+    digest = hashlib.sha256(model_id.encode()).hexdigest()[:8]
+    return f"{readable or 'model'}-{digest}"
 
 
 def now() -> str:
@@ -110,20 +120,30 @@ def outcome_record(
 
 
 def checked_results_dir(path: Path) -> Path:
-    """``path`` if records can go there (a directory, or nothing yet); else a UserError."""
+    """``path`` if records can be written there; else a UserError."""
     if path.exists() and not path.is_dir():
         raise UserError("the results directory is not a directory", path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot write the results directory: {exc.strerror}", path) from None
     return path
 
 
 def record_path(results_dir: Path, record: dict) -> Path:
-    return results_dir / "raw" / record["session"] / f"{slug(record['model_id'])}.json"
+    """raw/<session>/<model>@<environment fingerprint>.json: one file per (family,
+    hardware, model, environment), so runs from different environments never share one."""
+    name = f"{slug(record['model_id'])}@{record['environment']['fingerprint']}.json"
+    return results_dir / "raw" / record["session"] / name
 
 
-def write_record(results_dir: Path, record: dict) -> Path:
-    """Write a record atomically (temp file in the same directory, then rename)."""
+def write_record(results_dir: Path, record: dict, path: Path | None = None) -> Path:
+    """Write a record atomically (temp file in the same directory, then rename) to
+    ``path``, by default its record_path."""
     if record["status"] not in STATUSES:
         raise ValueError(f"bad status {record['status']!r}")
-    path = record_path(results_dir, record)
+    path = path or record_path(results_dir, record)
     atomic_write_text(path, json.dumps(record, indent=2, default=str) + "\n")
     return path

@@ -77,21 +77,23 @@ def run_model(
         allow_remote_code=settings.allow_remote_code,
     )
     blank = test.new_record(hardware)
+    blank["environment"] = results.environment()
     path = results.record_path(settings.results_dir, blank)
+    record = stopped_before_tests(test, blank)
     if settings.resume and (previous := reusable(path, blank)) is not None:
         return Outcome(previous, path, resumed=True)
-    record = stopped_before_tests(test, blank)
     if record is None:
         log = settings.results_dir / "logs" / blank["session"] / f"{path.stem}.log"
         job = child_job(test, hardware)
         record = run_in_child(job, settings.limits(family_test), blank, log, notify)
-    results.write_record(settings.results_dir, record)
+    results.write_record(settings.results_dir, record, path)
     return Outcome(record, path)
 
 
 def stopped_before_tests(test: FamilyTest, blank: dict[str, Any]) -> dict[str, Any] | None:
     """The record of a model that must not run here (a missing backend, the remote-code
-    policy, an unavailable hub model), found without starting a child; else None."""
+    policy, an unavailable hub model), found without starting a child; else None. A hub
+    model's source is resolved here, once, and its commit goes into ``blank``."""
     start = time.perf_counter()
     try:
         outcome = hardware_module.usable(blank["hardware"])
@@ -100,10 +102,12 @@ def stopped_before_tests(test: FamilyTest, blank: dict[str, Any]) -> dict[str, A
             outcome = test.blocked()
     except Exception as exc:  # e.g. the Hub has no such repository
         outcome = ("error", f"{type(exc).__name__}: {exc}"[:2000])
+    if test._source is not None:
+        blank["source"] = asdict(test._source)
+        blank["revision"] = test._source.revision
     if outcome is None:
         return None
     record = dict(blank, status=outcome[0], reason=outcome[1])
-    record["environment"] = results.environment()
     record["duration_s"] = round(time.perf_counter() - start, 3)
     return record
 
@@ -125,13 +129,16 @@ def child_job(test: FamilyTest, hardware: str) -> dict[str, Any]:
 
 
 def reusable(path: Path, blank: dict[str, Any]) -> dict[str, Any] | None:
-    """The record at ``path`` if it passed in this environment for the same request."""
+    """The record at ``path`` if it passed for the same model, backend, environment and
+    request, and (when the source resolved now) the same commit."""
     try:
         previous = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(previous, dict) or previous.get("status") != "passed":
         return None
+    same = all(previous.get(key) == blank[key] for key in ("model_id", "hardware", "request"))
     fingerprint = (previous.get("environment") or {}).get("fingerprint")
-    same = fingerprint == results.environment()["fingerprint"]
-    return previous if same and previous.get("request") == blank["request"] else None
+    same = same and fingerprint == blank["environment"]["fingerprint"]
+    commit = blank.get("revision")
+    return previous if same and commit in (None, previous.get("revision")) else None

@@ -40,14 +40,17 @@ def resolve_hub(model_id: str, revision: str | None = None) -> Source:
     else:
         problem = hub_unreachable()
         if problem is None:
-            commit = hub_commit(model_id, revision)
-            return Source(model_id, "hub", model_id, "Hub", revision=commit)
-        if snapshot is None:
+            try:
+                return Source(model_id, "hub", model_id, "Hub", hub_commit(model_id, revision))
+            except Unavailable:  # the Hub would not serve it: the HF cache still can
+                if snapshot is None:
+                    raise
+        elif snapshot is None:
             raise Unavailable(f"not in the HF cache{at} and the Hub is unreachable ({problem})")
     return Source(model_id, "hub", str(snapshot), "HF cache", revision=snapshot.name)
 
 
-def hub_commit(model_id: str, revision: str | None) -> str:
+def hub_commit(model_id: str, revision: str | None) -> str | None:
     """The commit the Hub serves for ``revision``; Unavailable for a gated or unreachable
     repo. A missing repo or revision raises (the model's record is an error)."""
     from huggingface_hub import HfApi
@@ -69,7 +72,7 @@ def hub_commit(model_id: str, revision: str | None) -> str:
     except Exception as exc:  # timeouts, connection errors, server errors
         why = f"the Hub did not serve its info ({type(exc).__name__}: {exc})"
         raise Unavailable(why[:300]) from None
-    return info.sha or revision or "main"
+    return info.sha
 
 
 def cached_snapshot(model_id: str, revision: str | None = None) -> Path | None:
