@@ -77,12 +77,13 @@ def run_in_child(
         record = saved["record"]  # finished: what happened after that does not change it
     else:
         record = saved["record"] if saved else blank  # the tests that finished are kept
-        status, reason = stopped or ("error", exit_reason(child.returncode, tail(log_path)))
+        last_output = tail(log_path)
+        status, reason = stopped or ("error", exit_reason(child.returncode, last_output))
         record.update(status=status, reason=reason)
         record["crash"] = {
             "returncode": child.returncode,
             "signal": signal_name(child.returncode),
-            "output_tail": tail(log_path).splitlines()[-TAIL_LINES:],
+            "output_tail": last_output.splitlines()[-TAIL_LINES:],
         }
         record["environment"] = record.get("environment") or results.environment()
         record["duration_s"] = round(time.perf_counter() - start, 3)
