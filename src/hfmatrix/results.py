@@ -135,8 +135,9 @@ def checked_results_dir(path: Path) -> Path:
 def record_path(results_dir: Path, record: dict) -> Path:
     """raw/<session>/<model>@<environment fingerprint>.json: one file per (family,
     hardware, model, environment), so runs from different environments never share one."""
-    name = f"{slug(record['model_id'])}@{record['environment']['fingerprint']}.json"
-    return results_dir / "raw" / record["session"] / name
+    fingerprint = (record.get("environment") or {}).get("fingerprint")
+    name = slug(record["model_id"]) + (f"@{fingerprint}" if fingerprint else "")
+    return results_dir / "raw" / record["session"] / f"{name}.json"
 
 
 def write_record(results_dir: Path, record: dict, path: Path | None = None) -> Path:
