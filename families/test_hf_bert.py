@@ -77,6 +77,7 @@ class TestBertModels(FamilyTest):
     tiny_name = "bert-v1"
     auto_model = AutoModelForMaskedLM
     auto_processor = AutoTokenizer
+    openvino_class = "OVModelForMaskedLM"
 
     def build_tiny(self, path: Path) -> None:
         tokenizer = BertTokenizer(vocab={token: i for i, token in enumerate(VOCAB)})
@@ -91,6 +92,9 @@ class TestBertModels(FamilyTest):
     def forward(self, model, tokenizer) -> torch.Tensor:
         inputs = tokenizer(self.prompt(tokenizer), return_tensors="pt").to(self.device)
         return model(**inputs).logits
+
+    def pipeline_output(self, pipe) -> list[dict]:
+        return pipe(self.prompt(pipe.tokenizer), top_k=TOP_K)
 
     def pipeline_checks(self, pipe) -> list[Check]:
         predictions = pipe(self.prompt(pipe.tokenizer), top_k=TOP_K)

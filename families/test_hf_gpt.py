@@ -96,6 +96,7 @@ class TestGptModels(FamilyTest):
     tiny_name = "gpt-v1"
     auto_model = AutoModelForCausalLM
     auto_processor = AutoTokenizer
+    openvino_class = "OVModelForCausalLM"
 
     def build_tiny(self, path: Path) -> None:
         vocab = {token: i for i, token in enumerate(VOCAB)}
@@ -116,6 +117,17 @@ class TestGptModels(FamilyTest):
         """The direct model's NEW_TOKENS greedy ids after PROMPT."""
         inputs = tokenizer(PROMPT, return_tensors="pt").to(self.device)
         return greedy_new_ids(model, inputs, NEW_TOKENS)[0]
+
+    def reference_outputs(self, model, tokenizer) -> dict:
+        return {
+            "logits": self.forward(model, tokenizer),
+            "greedy_ids": self.greedy(model, tokenizer),
+        }
+
+    def pipeline_output(self, pipe) -> list[int]:
+        generate = fixed_length_greedy(NEW_TOKENS)
+        output = pipe(PROMPT, return_tensors=True, **generate)[0]["generated_token_ids"]
+        return [int(i) for i in output]
 
     def pipeline_checks(self, pipe) -> list[Check]:
         generate = fixed_length_greedy(NEW_TOKENS)

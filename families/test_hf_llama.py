@@ -106,6 +106,7 @@ class TestLlamaModels(FamilyTest):
     timeout_s = 3600.0  # 7B+ checkpoints: loading alone takes minutes on a CPU
     auto_model = AutoModelForCausalLM
     auto_processor = AutoTokenizer
+    openvino_class = "OVModelForCausalLM"
 
     def build_tiny(self, path: Path) -> None:
         tokenizer = LlamaTokenizer(vocab=VOCAB, merges=MERGES, add_bos_token=True)
@@ -121,6 +122,17 @@ class TestLlamaModels(FamilyTest):
 
     def forward(self, model, tokenizer) -> torch.Tensor:
         return model(**self.inputs(tokenizer)).logits
+
+    def reference_outputs(self, model, tokenizer) -> dict:
+        return {
+            "logits": self.forward(model, tokenizer),
+            "greedy_ids": greedy_new_ids(model, self.inputs(tokenizer), NEW_TOKENS)[0],
+        }
+
+    def pipeline_output(self, pipe) -> list[int]:
+        generate = fixed_length_greedy(NEW_TOKENS)
+        output = pipe(PROMPT, return_tensors=True, **generate)[0]["generated_token_ids"]
+        return [int(i) for i in output]
 
     def pipeline_checks(self, pipe) -> list[Check]:
         prompt_ids = pipe.tokenizer(PROMPT)["input_ids"]

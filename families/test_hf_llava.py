@@ -107,6 +107,8 @@ class TestLlavaModels(FamilyTest):
     timeout_s = 3600.0  # 7B+ checkpoints: loading alone takes minutes on a CPU
     auto_model = AutoModelForImageTextToText
     auto_processor = AutoProcessor
+    openvino_class = "OVModelForVisualCausalLM"
+    openvino_atol = 4e-3  # optimum-intel's LLaVA tolerance (ANCHORS.md)
 
     def build_tiny(self, path: Path) -> None:
         vocab, merges = bpe_vocabulary()
@@ -153,6 +155,18 @@ class TestLlavaModels(FamilyTest):
             equal("image_tokens_match_features", tokens, sum(len(f) for f in features)),
             equal("image_tokens_match_vision_config", tokens, from_config),
         ]
+
+    def reference_outputs(self, model, processor) -> dict:
+        greedy = greedy_new_ids(model, self.inputs(processor), NEW_TOKENS)[0]
+        return {"logits": self.forward(model, processor), "greedy_ids": greedy}
+
+    def pipeline_parts(self, processor) -> dict:
+        return {"processor": processor}
+
+    def pipeline_output(self, pipe) -> str:
+        output = pipe(images=synthetic_image(), text=PROMPT, return_full_text=False,
+                      generate_kwargs=fixed_length_greedy(NEW_TOKENS))  # fmt: skip
+        return output[0]["generated_text"]
 
     def pipeline_checks(self, pipe) -> list[Check]:
         inputs = self.inputs(pipe.processor)

@@ -100,6 +100,7 @@ class TestSamModels(FamilyTest):
     tiny_name = "sam-v1"
     auto_model = AutoModelForMaskGeneration
     auto_processor = AutoProcessor
+    openvino_class = "OVSamModel"
     last: tuple[Any, Any] | None = None  # (inputs, outputs) of the latest forward pass
 
     def build_tiny(self, path: Path) -> None:
@@ -115,6 +116,22 @@ class TestSamModels(FamilyTest):
         outputs = model(pixel_values=inputs["pixel_values"], input_points=inputs["input_points"])
         self.last = inputs, outputs  # from_pretrained_checks reads the IoU scores here
         return outputs.pred_masks
+
+    def reference_outputs(self, model, processor) -> dict:
+        self.forward(model, processor)
+        _, outputs = self.last
+        return {"pred_masks": outputs.pred_masks, "iou_scores": outputs.iou_scores}
+
+    def pipeline_parts(self, processor) -> dict:
+        return {"image_processor": processor.image_processor}
+
+    def pipeline_output(self, pipe) -> dict:
+        thresholds = THRESHOLDS["tiny" if self.tier == "tiny" else "hub"]
+        result = pipe(synthetic_image(), **GRID, **thresholds)
+        return {"masks": [torch.as_tensor(m) for m in result["masks"]], "scores": result["scores"]}
+
+    def export_openvino(self, ov_class):
+        return super().export_openvino(pipeline_ready(ov_class))
 
     def pipeline_checks(self, pipe) -> list[Check]:
         thresholds = THRESHOLDS["tiny" if self.tier == "tiny" else "hub"]
@@ -203,6 +220,23 @@ def stats(values: torch.Tensor) -> torch.Tensor:
     """Per leading index (channel or mask): the mean and std of the values."""
     flat = values.flatten(1)
     return torch.stack([flat.mean(-1), flat.std(-1)], dim=-1)
+
+
+def pipeline_ready(ov_sam_class: type) -> type:
+    """optimum-intel's OVSamModel, fixed for transformers' mask-generation pipeline (2.2.0):
+    it has no usable ``dtype`` and no ``get_image_embeddings``, and its own positional
+    embeddings for the image_embeddings= path are freshly initialised, not the checkpoint's;
+    here they come from the exported vision encoder's output, as in the PyTorch model."""
+
+    class PipelineReadyOVSamModel(ov_sam_class):
+        dtype = torch.float32
+
+        def get_image_embeddings(self, pixel_values):
+            out = self.vision_encoder(pixel_values)
+            self.positional_embeddings = torch.as_tensor(out.image_positional_embeddings[:1])
+            return torch.as_tensor(out.image_embeddings)
+
+    return PipelineReadyOVSamModel
 
 
 if __name__ == "__main__":

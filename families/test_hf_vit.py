@@ -75,6 +75,7 @@ class TestVitModels(FamilyTest):
     tiny_name = "vit-v1"
     auto_model = AutoModelForImageClassification
     auto_processor = AutoImageProcessor
+    openvino_class = "OVModelForImageClassification"
 
     def build_tiny(self, path: Path) -> None:
         model = ViTForImageClassification(ViTConfig(**TINY_CONFIG))
@@ -89,6 +90,12 @@ class TestVitModels(FamilyTest):
 
     def forward(self, model, processor) -> torch.Tensor:
         return model(pixel_values=image_inputs(processor, self.device)).logits
+
+    def pipeline_parts(self, processor) -> dict:
+        return {"image_processor": processor}
+
+    def pipeline_output(self, pipe) -> list[dict]:
+        return pipe(synthetic_image(), top_k=TOP_K)
 
     def pipeline_checks(self, pipe) -> list[Check]:
         predictions = pipe(synthetic_image(), top_k=TOP_K)

@@ -89,7 +89,7 @@ def test_a_checkpoint_of_another_class_is_an_error_record(family, built_tiny, is
         (["--timeout", "soon"], "argument --timeout: 'soon' is not a number"),
         (["--max-memory", "0"], "argument --max-memory: '0' must be a positive number"),
         (["--revision", "a b"], "argument --revision: 'a b' is not a branch, tag or commit"),
-        (["--hardware", "tpu"], "unknown hardware 'tpu' (known: cpu, cuda, openvino)"),
+        (["--hardware", "tpu"], "unknown hardware 'tpu' (known: cpu, cuda, mps, openvino)"),
         (["--model", "gpt2"], "gpt2 is a gpt-family model (GPT2LMHeadModel), not bert"),
         (["--model", "a//b"], "--model 'a//b': neither a directory nor a valid Hub model id"),
         (["--bogus"], "unrecognized arguments: --bogus"),

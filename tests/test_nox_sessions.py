@@ -40,7 +40,7 @@ def workspace(tmp_path_factory) -> tuple[Path, dict]:
 @pytest.fixture(scope="module")
 def bert_run(workspace) -> tuple[subprocess.CompletedProcess, Path]:
     tmp, env = workspace
-    sessions = [f"bert(hardware={hw!r})" for hw in ("cpu", "cuda", "openvino")]
+    sessions = [f"bert(hardware={hw!r})" for hw in ("cpu", "cuda", "openvino", "mps")]
     done = nox(ROOT / "noxfile.py", env, "--envdir", str(tmp / "envs"), "-s", *sessions, "report")
     return done, tmp
 
@@ -57,7 +57,14 @@ def test_bert_sessions_and_report(bert_run):
     hub = rows["bert-base-uncased", "cpu"]
     assert hub["status"] == "skipped" and "HF_HUB_OFFLINE" in hub["reason"]
     assert summary["matrix"]["bert"]["cpu"]["status"] == "passed"
-    for hw in ("cuda", "openvino"):
+    if not hardware.probe("openvino"):  # exported through optimum-intel, against PyTorch fp32
+        openvino = rows["tiny-bert", "openvino"]
+        assert openvino["status"] == "passed", openvino["reason"]
+        assert 0 < openvino["max_abs_diff"] <= openvino["atol"] == 1e-4
+        cell = summary["matrix"]["bert"]["openvino"]
+        assert cell["reference"] == "PyTorch fp32 on the CPU, computed in the same run"
+        assert cell["max_abs_diff"] == openvino["max_abs_diff"]
+    for hw in ("cuda", "openvino", "mps"):
         reason = hardware.probe(hw)
         if reason:  # a backend this machine lacks: a recorded skip and no environment
             assert rows["tiny-bert", hw]["status"] == "skipped"

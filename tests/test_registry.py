@@ -203,9 +203,9 @@ def test_select_models_all(project):
     ("call", "known"),
     [
         (lambda p: p.family_spec("nope"), "bert"),
-        (lambda p: p.hardware_spec("tpu"), "cpu, cuda, openvino"),
+        (lambda p: p.hardware_spec("tpu"), "cpu, cuda, mps, openvino"),
         (lambda p: p.install_requirements("nope", "cpu", []), "bert"),
-        (lambda p: p.install_requirements("bert", "tpu", []), "cpu, cuda, openvino"),
+        (lambda p: p.install_requirements("bert", "tpu", []), "cpu, cuda, mps, openvino"),
     ],
 )
 def test_unknown_names_list_known(project, call, known):
@@ -234,7 +234,7 @@ def test_install_requirements_merges_without_duplicates(project):
     assert deps[: len(family)] == family
     assert deps[len(family) :] == [
         "torch>=2.4",
-        "optimum-intel[openvino]>=1.20",
+        "optimum-intel[openvino]>=2.2",
         "accelerate>=0.26",
         "einops",
     ]

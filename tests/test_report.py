@@ -107,12 +107,43 @@ def test_summary_totals_and_matrix(results: Path) -> None:
         "total": 7,
     }
     matrix = summary["matrix"]
-    assert matrix["bert"]["cpu"] == {"status": "passed", "counts": {"passed": 2, "skipped": 1}}
-    assert matrix["bert"]["cuda"]["status"] == "skipped"
-    assert matrix["gpt"]["cpu"] == {"status": "error", "counts": {"failed": 1, "timeout": 1}}
+    measured = {"max_abs_diff": 1e-6, "atol": 1e-4, "reference": "cpu-fp32"}
+    assert matrix["bert"]["cpu"] == {
+        "status": "passed",
+        "counts": {"passed": 2, "skipped": 1},
+        **measured,
+    }
+    assert matrix["bert"]["cuda"] == {"status": "skipped", "counts": {"skipped": 1}}
+    assert matrix["gpt"]["cpu"] == {
+        "status": "error",
+        "counts": {"failed": 1, "timeout": 1},
+        **measured,
+    }
     assert matrix["gpt"]["openvino"]["status"] == "passed"
     assert "cuda" not in matrix["gpt"]
     assert summary["unreadable"] == []
+
+
+def test_matrix_cell_shows_the_worst_measured_difference_and_greedy_ids(tmp_path: Path) -> None:
+    near = _record("gpt", "tiny-gpt2", "openvino", "passed", diff=9e-5)
+    far = _record("gpt", "gpt2", "openvino", "failed", diff=2e-3)
+    near["numerics"]["greedy_ids_match"] = True
+    far["numerics"]["greedy_ids_match"] = False
+    for record in (near, far):
+        write_record(tmp_path, record)
+    summary = write_report(tmp_path)
+    cell = summary["matrix"]["gpt"]["openvino"]
+    assert (cell["status"], cell["max_abs_diff"], cell["greedy_ids_match"]) == (
+        "failed",
+        2e-3,
+        False,
+    )
+    by_hardware = _read(tmp_path / "by_hardware" / "openvino_results.json")
+    assert by_hardware["classes"]["gpt"] == cell
+    assert (
+        "passed 1, failed 1 (max \\|diff\\| 0.002), ids DIFFER"
+        in (tmp_path / "summary.md").read_text()
+    )
 
 
 def test_summary_model_rows(results: Path) -> None:

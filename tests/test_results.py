@@ -200,11 +200,19 @@ def test_outcome_record(tmp_path):
 # --- hardware probes -------------------------------------------------------------------------
 
 
-def test_probe_cpu_and_openvino():
+def test_probe_cpu_openvino_and_mps(monkeypatch):
     assert hardware.probe("cpu") is None
-    reason = hardware.probe("openvino")
-    assert isinstance(reason, str) and reason
+    monkeypatch.setattr(hardware.platform, "machine", lambda: "x86_64")
+    assert hardware.probe("openvino") is None
+    assert hardware.probe("mps") == "mps needs an Apple silicon Mac"
+    monkeypatch.setattr(hardware.platform, "machine", lambda: "riscv64")
+    assert hardware.probe("openvino") == "OpenVINO has no CPU plugin for riscv64"
     assert "unknown hardware" in hardware.probe("tpu")
+
+
+def test_openvino_unusable_without_its_packages(monkeypatch):
+    monkeypatch.setattr(hardware, "_importable", lambda module: module == "openvino")
+    assert hardware.usable("openvino") == "optimum.intel not installed in this environment"
 
 
 def test_probe_cuda_without_nvidia_smi(monkeypatch):
@@ -234,6 +242,7 @@ def test_probe_cuda_nvidia_smi_fails(tmp_path, monkeypatch):
 def test_device_names():
     assert hardware.device("cuda") == "cuda:0"
     assert hardware.device("cpu") == hardware.device("openvino") == "cpu"
+    assert hardware.device("mps") == "mps"
 
 
 @pytest.mark.parametrize(

@@ -62,3 +62,63 @@ def numerics(checks: list[Check], reference: str) -> dict[str, Any]:
             for c in numeric
         },
     }
+
+
+def agree(name: str, actual: Any, expected: Any, atol: float) -> Check:
+    """``actual`` matches ``expected`` leaf by leaf: floats (and float tensors) within
+    ``atol``; everything else (token ids, labels, text, masks) exactly; same structure."""
+    diffs: list[float] = []
+    problem = _mismatch(actual, expected, "", diffs)
+    worst = max(diffs, default=0.0)
+    if problem is None and worst > atol:
+        problem = f"max |diff| {worst:.3g} > atol {atol:g}"
+    if not diffs:  # nothing numeric: ids, labels, text
+        return Check(name, problem is None, problem or "")
+    if problem is not None:
+        return Check(name, False, problem, worst, atol)
+    return Check(name, True, f"max |diff| {worst:.3g} (atol {atol:g})", worst, atol)
+
+
+def _mismatch(actual: Any, expected: Any, path: str, diffs: list[float]) -> str | None:
+    """The first structural or exact difference (and float differences into ``diffs``)."""
+    import numpy as np
+    import torch
+
+    where = path or "output"
+    if isinstance(expected, (torch.Tensor, np.ndarray)):
+        got, want = torch.as_tensor(actual).detach().cpu(), torch.as_tensor(expected).cpu()
+        if got.shape != want.shape:
+            return f"{where}: shape {tuple(got.shape)} != {tuple(want.shape)}"
+        if want.is_floating_point():
+            diff = (got.double() - want.double()).abs().nan_to_num(math.inf)
+            diffs.append(float(diff.max()) if diff.numel() else 0.0)
+            return None
+        differing = int((got != want).sum())
+        return f"{where}: {differing} of {want.numel()} elements differ" if differing else None
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict) or actual.keys() != expected.keys():
+            return f"{where}: keys {_brief(actual)} != {_brief(expected)}"
+        pairs = [(f"{path}.{key}", actual[key], expected[key]) for key in expected]
+        return _first_mismatch(pairs, diffs)
+    if isinstance(expected, (list, tuple)):
+        if not isinstance(actual, (list, tuple)) or len(actual) != len(expected):
+            return f"{where}: {_brief(actual)} != {_brief(expected)}"
+        items = zip(actual, expected, strict=True)
+        return _first_mismatch([(f"{path}[{i}]", a, e) for i, (a, e) in enumerate(items)], diffs)
+    if isinstance(expected, float) and isinstance(actual, (int, float)):
+        diffs.append(abs(actual - expected) if not math.isnan(actual) else math.inf)
+        return None
+    return None if actual == expected else f"{where}: {_brief(actual)} != {_brief(expected)}"
+
+
+def _first_mismatch(pairs: list[tuple[str, Any, Any]], diffs: list[float]) -> str | None:
+    for path, actual, expected in pairs:
+        problem = _mismatch(actual, expected, path, diffs)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _brief(value: Any) -> str:
+    text = repr(sorted(value) if isinstance(value, dict) else value)
+    return text if len(text) <= 120 else text[:117] + "..."

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import glob
+import importlib.util
 import platform
 import shutil
 import subprocess
+import sys
 
-OPENVINO_PENDING = "hfmatrix has no OpenVINO runner yet; openvino sessions skip until it exists"
+OPENVINO_MACHINES = {"x86_64", "amd64", "aarch64", "arm64"}
 
 
 def probe(hardware: str) -> str | None:
@@ -16,8 +18,12 @@ def probe(hardware: str) -> str | None:
         return None
     if hardware == "cuda":
         return _probe_cuda()
-    if hardware == "openvino":
-        return OPENVINO_PENDING
+    if hardware == "openvino":  # OpenVINO's CPU plugin: x86-64 and ARM64 processors
+        machine = platform.machine().lower()
+        return None if machine in OPENVINO_MACHINES else f"OpenVINO has no CPU plugin for {machine}"
+    if hardware == "mps":
+        apple = sys.platform == "darwin" and platform.machine() == "arm64"
+        return None if apple else "mps needs an Apple silicon Mac"
     return f"unknown hardware {hardware!r}"
 
 
@@ -46,12 +52,29 @@ def usable(hardware: str) -> str | None:
         if not torch.cuda.is_available():
             return f"torch {torch.__version__} sees no CUDA device"
         return None
+    if hardware == "mps":
+        import torch
+
+        if not torch.backends.mps.is_available():
+            return f"torch {torch.__version__} sees no MPS device"
+        return None
+    if hardware == "openvino":
+        missing = [m for m in ("openvino", "optimum.intel") if not _importable(m)]
+        if missing:
+            return f"{' and '.join(missing)} not installed in this environment"
     return probe(hardware)
 
 
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # the parent package is missing
+        return False
+
+
 def device(hardware: str) -> str:
-    """The torch device string that models and inputs go to."""
-    return "cuda:0" if hardware == "cuda" else "cpu"
+    """The torch device string that models and inputs go to (OpenVINO takes CPU tensors)."""
+    return {"cuda": "cuda:0", "mps": "mps"}.get(hardware, "cpu")
 
 
 def strict_fp32(hardware: str) -> None:
@@ -75,6 +98,11 @@ def device_facts(hardware: str) -> dict[str, str | None]:
             "cuda": torch.version.cuda,
             "driver": _nvidia_driver(),
         }
+    if hardware == "openvino":
+        import openvino
+
+        name = openvino.Core().get_property("CPU", "FULL_DEVICE_NAME")
+        return {"name": str(name), "openvino": openvino.get_version(), "device": "CPU"}
     return {"name": platform.processor() or platform.machine(), "machine": platform.machine()}
 
 

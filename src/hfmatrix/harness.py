@@ -4,6 +4,7 @@ check the outputs, and turn the outcome into one result record per (model, hardw
 from __future__ import annotations
 
 import contextlib
+import gc
 import inspect
 import tempfile
 import time
@@ -12,9 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hfmatrix import checkpoints, results
+from hfmatrix import backends, checkpoints, results
 from hfmatrix import hardware as hardware_module
-from hfmatrix.checks import Check, close, numerics, truth
+from hfmatrix.checks import Check, agree, close, numerics, truth
 from hfmatrix.project import Project
 from hfmatrix.sources import Source, Unavailable, resolve_hub
 from hfmatrix.specs import Override
@@ -40,6 +41,9 @@ class FamilyTest:
     auto_model: ClassVar[Any]
     auto_processor: ClassVar[Any]
     timeout_s: ClassVar[float] = 900.0  # one model, all its tests (--timeout overrides)
+    atol: ClassVar[float] = 1e-4  # the class's tolerance against the fp32 CPU reference
+    openvino_atol: ClassVar[float | None] = None  # where OpenVINO is allowed more (ANCHORS)
+    openvino_class: ClassVar[str]  # the optimum.intel class that exports the model
 
     def __init__(
         self,
@@ -61,6 +65,7 @@ class FamilyTest:
         self.trust_remote_code = self.override.requires_remote_code and allow_remote_code
         self.device = "cpu"
         self.loaded: dict[str, Any] = {}
+        self.exported: Any = None  # the OpenVINO model, exported once per run
         self._source: Source | None = None
 
     # --- the class-specific parts -------------------------------------------------------
@@ -80,6 +85,31 @@ class FamilyTest:
     def from_pretrained_checks(self, model: Any, processor: Any, output: Any) -> list[Check]:
         """Checks on the direct model's ``output`` (from ``forward``)."""
         raise NotImplementedError
+
+    def reference_outputs(self, model: Any, processor: Any) -> dict[str, Any]:
+        """What another backend must reproduce: named tensors (compared at the class's
+        tolerance) and token ids (exactly). Generating families add their greedy ids."""
+        return {"logits": self.forward(model, processor)}
+
+    def pipeline_output(self, pipe: Any) -> Any:
+        """The pipeline's output on the family's fixed inputs (compared across backends)."""
+        raise NotImplementedError
+
+    def pipeline_parts(self, processor: Any) -> dict[str, Any]:
+        """The keyword arguments that give ``pipeline(task, model=<object>)`` its processor."""
+        return {"tokenizer": processor}
+
+    def export_openvino(self, ov_class: Any) -> Any:
+        """``ov_class`` (an optimum.intel OVModelFor...) exported from the checkpoint and
+        compiled for the CPU in f32; never compressed to int8 (optimum-intel's default for
+        models over 1B parameters)."""
+        return ov_class.from_pretrained(
+            self.source.location, export=True, compile=True, device="CPU", load_in_8bit=False,
+            ov_config=backends.OPENVINO_F32, **self.load_kwargs(),
+        )  # fmt: skip
+
+    def tolerance(self, hardware: str) -> float:
+        return (self.openvino_atol or self.atol) if hardware == "openvino" else self.atol
 
     # --- loading ------------------------------------------------------------------------
 
@@ -115,12 +145,15 @@ class FamilyTest:
             task, model=location, device=self.device, dtype=torch.float32, **self.load_kwargs()
         )
 
+    def load_processor(self) -> Any:
+        return self.auto_processor.from_pretrained(self.source.location, **self.load_kwargs())
+
     def load_model(self) -> tuple[Any, Any, dict[str, Any]]:
         """(fp32 model on the device in eval mode, processor, loading info)."""
         import torch
 
         location, kwargs = self.source.location, self.load_kwargs()
-        processor = self.auto_processor.from_pretrained(location, **kwargs)
+        processor = self.load_processor()
         model, info = self.auto_model.from_pretrained(
             location, output_loading_info=True, dtype=torch.float32, **kwargs
         )
@@ -152,6 +185,33 @@ class FamilyTest:
             if self.tier != "hub":  # a second full copy of a 7B+ model is not worth it
                 checks.append(self._round_trip(model, processor, output))
         return checks
+
+    def test_pipeline_against_reference(self, hardware: str) -> list[Check]:
+        """The pipeline on ``hardware`` gives what the reference pipeline gives."""
+        self.device = "cpu"
+        reference = self.pipeline_output(self.load_pipeline())
+        output = self.pipeline_output(backends.pipeline(self, hardware))
+        return [agree("pipeline_matches_reference", output, reference, self.tolerance(hardware))]
+
+    def test_from_pretrained_against_reference(self, hardware: str) -> list[Check]:
+        """The model on ``hardware`` reproduces the reference's outputs: tensors within the
+        class's tolerance, greedy token ids exactly."""
+        import torch
+
+        self.device = "cpu"
+        model, processor, info = self.load_model()
+        with torch.inference_mode():
+            reference = self.reference_outputs(model, processor)
+        del model
+        gc.collect()
+        model, processor = backends.load_model(self, hardware)
+        with torch.inference_mode():
+            outputs = self.reference_outputs(model, processor)
+        atol = self.tolerance(hardware)
+        return [weights_complete(info)] + [
+            agree(f"{name}_match_reference", outputs[name], expected, atol)
+            for name, expected in reference.items()
+        ]
 
     def _round_trip(self, model: Any, processor: Any, output: Any) -> Check:
         with tempfile.TemporaryDirectory(prefix="hfmatrix-roundtrip-") as tmp:
@@ -215,11 +275,17 @@ class FamilyTest:
             record["checkpoint"] = checkpoints.describe(Path(source.location))
         tests: dict[str, dict[str, Any]] = {}
         record["tests"] = tests
+        reference_run = hardware == "cpu"
+        plan = (
+            (("pipeline", self.test_pipeline), ("from_pretrained", self.test_from_pretrained))
+            if reference_run
+            else (
+                ("pipeline", self.test_pipeline_against_reference),
+                ("from_pretrained", self.test_from_pretrained_against_reference),
+            )
+        )
         with one_thread_if(self.tier == "tiny"):
-            for name, test in (
-                ("pipeline", self.test_pipeline),
-                ("from_pretrained", self.test_from_pretrained),
-            ):
+            for name, test in plan:
                 tests[name] = run_one(test, hardware)
                 progress(record)
         record["pipeline_task"] = self.pipeline_task()
@@ -227,8 +293,14 @@ class FamilyTest:
         record["revision"] = self.loaded.get("revision") or source.revision
         record["status"], record["reason"] = verdict(tests)
         every_check = [Check(**c) for t in tests.values() for c in t.get("checks", [])]
-        reference = "golden values" if self.tier == "tiny" else "self-consistency"
+        if reference_run:
+            reference = "golden values" if self.tier == "tiny" else "self-consistency"
+        else:
+            reference = backends.REFERENCE
         record["numerics"] = numerics(every_check, reference)
+        ids = [c.passed for c in every_check if c.name.endswith("ids_match_reference")]
+        if ids:
+            record["numerics"]["greedy_ids_match"] = all(ids)
 
     def blocked(self) -> tuple[str, str] | None:
         """(status, reason) when policy or availability stops this model, else None.

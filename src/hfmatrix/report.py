@@ -95,13 +95,33 @@ def _matrix(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]
     groups: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for record in records:
         groups.setdefault(record["family"], {}).setdefault(record["hardware"], []).append(record)
-    matrix: dict[str, dict[str, dict[str, Any]]] = {}
-    for family in sorted(groups):
-        matrix[family] = {}
-        for hardware in sorted(groups[family]):
-            counts = {k: v for k, v in _counts(groups[family][hardware]).items() if v}
-            matrix[family][hardware] = {"status": cell_status(counts), "counts": counts}
-    return matrix
+    return {
+        family: {hw: _matrix_cell(groups[family][hw]) for hw in sorted(groups[family])}
+        for family in sorted(groups)
+    }
+
+
+def _matrix_cell(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Status and counts of one (class, hardware) cell, with the measured difference of the
+    record closest to (or furthest past) its tolerance, and whether greedy ids matched."""
+    counts = {k: v for k, v in _counts(records).items() if v}
+    cell: dict[str, Any] = {"status": cell_status(counts), "counts": counts}
+    measured = [
+        numerics
+        for numerics in (_dict(r.get("numerics")) for r in records)
+        if _number(numerics.get("max_abs_diff")) and _number(numerics.get("atol"))
+    ]
+    if measured:
+        worst = max(measured, key=lambda n: n["max_abs_diff"] / n["atol"])
+        cell.update({key: worst.get(key) for key in ("max_abs_diff", "atol", "reference")})
+    ids = [n["greedy_ids_match"] for n in measured if isinstance(n.get("greedy_ids_match"), bool)]
+    if ids:
+        cell["greedy_ids_match"] = all(ids)
+    return cell
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -171,8 +191,13 @@ def _matrix_md(summary: dict[str, Any]) -> str:
     for family, cells in matrix.items():
         row: list[Any] = [family]
         for hw in hardware:
-            counts = cells.get(hw, {}).get("counts", {})
-            row.append(", ".join(f"{status} {n}" for status, n in counts.items()) or "-")
+            cell = cells.get(hw, {})
+            text = ", ".join(f"{status} {n}" for status, n in cell.get("counts", {}).items())
+            if cell.get("max_abs_diff") is not None:
+                text += f" (max |diff| {_diff(cell['max_abs_diff'])})"
+            if cell.get("greedy_ids_match") is not None:
+                text += ", ids " + ("match" if cell["greedy_ids_match"] else "DIFFER")
+            row.append(text or "-")
         rows.append(row)
     return _table(["family", *hardware], rows)
 
@@ -255,6 +280,9 @@ def _by_hardware(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         f"{slug(hardware)}_results.json": {
             "hardware": hardware,
+            "classes": {
+                family: _matrix_cell(cell) for family, cell in _grouped(group, "family").items()
+            },
             "records": sorted(group, key=lambda r: (r["family"], r["model_id"])),
         }
         for hardware, group in _grouped(records, "hardware").items()

@@ -1,0 +1,51 @@
+"""A model on a backend other than the reference (PyTorch fp32 on the CPU): PyTorch on
+another device, or exported to OpenVINO through optimum-intel and compiled for the CPU in
+f32. Kept small: these are the lines to check by eye."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hfmatrix import hardware as hardware_module
+
+if TYPE_CHECKING:
+    from hfmatrix.harness import FamilyTest
+
+REFERENCE = "PyTorch fp32 on the CPU, computed in the same run"
+# f32 compute and KV cache: OpenVINO's CPU defaults may be bf16 and f16 (ANCHORS.md)
+OPENVINO_F32 = {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}
+
+
+def load_model(test: FamilyTest, hardware: str) -> tuple[Any, Any]:
+    """(model, processor) of ``test``'s model on ``hardware``; sets ``test.device``."""
+    test.device = hardware_module.device(hardware)
+    if hardware != "openvino":
+        model, processor, _ = test.load_model()
+        return model, processor
+    return openvino_model(test), test.load_processor()
+
+
+def pipeline(test: FamilyTest, hardware: str) -> Any:
+    """``pipeline(task, ...)`` of ``test``'s model on ``hardware``; sets ``test.device``."""
+    test.device = hardware_module.device(hardware)
+    if hardware != "openvino":
+        return test.load_pipeline()
+    from transformers import pipeline as make_pipeline
+
+    parts = test.pipeline_parts(test.load_processor())
+    return make_pipeline(test.pipeline_task(), model=openvino_model(test), **parts)
+
+
+def openvino_model(test: FamilyTest) -> Any:
+    """The model exported to OpenVINO and compiled, once per test object."""
+    if test.exported is None:
+        import optimum.intel
+
+        ov_class = getattr(optimum.intel, test.openvino_class)
+        test.exported = test.export_openvino(ov_class)
+        test.loaded = {
+            "class": type(test.exported).__name__,
+            "dtype": "f32 (INFERENCE_PRECISION_HINT)",
+            "revision": test.source.revision,
+        }
+    return test.exported
