@@ -14,6 +14,7 @@ from pathlib import Path
 
 import nox
 from nox.command import CommandFailed
+from nox.virtualenv import PassthroughEnv
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -75,8 +76,13 @@ def run_family(session: nox.Session, family: str, hw: str) -> None:
         for model_id in models:
             write_outcome(out, family, hw, model_id, UNUSABLE[hw], "skipped")
         session.skip(f"{hw}: {UNUSABLE[hw]} (recorded in {out / 'raw'})")
-    session.install("-e", str(ROOT), *base)
-    runnable = [m for m in models if install_extras(session, out, family, hw, m)]
+    if isinstance(session.virtualenv, PassthroughEnv):  # a prepared machine (--no-venv)
+        session.run("python", "-m", "hfmatrix", "check-env", f"--family={family}",
+                    f"--hardware={hw}", *(f"--model={m}" for m in models))  # fmt: skip
+        runnable = models
+    else:
+        session.install("-e", str(ROOT), *base)
+        runnable = [m for m in models if install_extras(session, out, family, hw, m)]
     if runnable:
         session.run(
             "python", "-m", "pytest", str(ROOT / "families" / f"test_hf_{family}.py"),

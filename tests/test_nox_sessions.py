@@ -166,3 +166,24 @@ def test_hanging_crashing_and_corrupt_models_are_recorded_and_the_rest_kept(work
     assert done.returncode == 0, done.stderr[-3000:]
     totals = json.loads((results / "summary.json").read_text())["totals"]
     assert (totals["passed"], totals["timeout"], totals["error"]) == (1, 1, 2)
+
+
+def test_prepared_machine_runs_in_the_current_environment_after_checking_it(workspace):
+    """nox --no-venv: no environment is built; the installed stack is checked against the
+    env specs first (this suite's environment has the cpu stack, not optimum-intel)."""
+    tmp, env = workspace
+    env = dict(env, PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}")
+    results = tmp / "prepared"
+    done = nox(ROOT / "noxfile.py", env, "--no-venv", "-s", "bert(hardware='cpu')",
+               "bert(hardware='openvino')", "--", "--model", "tiny",
+               "--results-dir", str(results))  # fmt: skip
+    assert done.returncode == 1  # the openvino session: its stack is not installed here
+    assert "transformers>=5,<6" in done.stdout and "satisfied" in done.stdout
+    assert (
+        "error: this environment does not satisfy env_specs/bert.toml and "
+        "env_specs/hardware/openvino.toml: optimum-intel[openvino]>=2.2 (not installed)"
+    ) in done.stderr
+    record = records_by_model(results, "bert-cpu")["tiny-bert"]
+    assert record["status"] == "passed"
+    assert record["environment"]["packages"]["hfmatrix"]
+    assert not (results / "raw" / "bert-openvino").exists()

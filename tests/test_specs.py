@@ -299,3 +299,17 @@ def test_overrides_error_names_line_of_offending_entry(tmp_path):
     data = {"a": {"requires_remote_code": True}, "b": {"requires_remote_code": 1}}
     err = overrides_error(tmp_path, data)
     assert err.line == 6
+
+
+def test_installed_versions_says_what_is_missing_or_out_of_range():
+    from hfmatrix.specs import installed_versions
+
+    rows = installed_versions(
+        ["pytest>=1", "pytest<1", "hfmatrix-no-such-package", "pytest; python_version < '3'"]
+    )
+    assert [(req, ok) for req, _, ok in rows] == [
+        ("pytest>=1", True),
+        ("pytest<1", False),
+        ("hfmatrix-no-such-package", False),
+    ]
+    assert rows[2][1] is None

@@ -187,7 +187,15 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     report = commands.add_parser("report", help="merge raw records into the report tree")
     report.add_argument("--results-dir", default=None, metavar="DIR")
+    check = commands.add_parser(
+        "check-env", help="does this environment satisfy a family's env specs (prepared machines)"
+    )
+    check.add_argument("--family", required=True)
+    check.add_argument("--hardware", required=True)
+    check.add_argument("--model", action="append", default=[], metavar="ID")
     args = parser.parse_args(argv)
+    if args.command == "check-env":
+        return check_env(args.family, args.hardware, args.model)
     try:
         project_dir = results_dir(_project_or_none(), args.results_dir)
     except UserError as exc:
@@ -198,6 +206,30 @@ def main(argv: list[str] | None = None) -> int:
     summary = write_report(project_dir)
     totals = ", ".join(f"{k} {v}" for k, v in summary["totals"].items() if v)
     print(f"report: {project_dir / 'summary.md'} ({totals or 'no records'})")
+    return 0
+
+
+def check_env(family: str, hardware_name: str, models: list[str]) -> int:
+    """Print each requirement of (family, hardware, models) with the installed version; exit 2
+    with one line naming what is missing or outside its range."""
+    from tabulate import tabulate
+
+    from hfmatrix.specs import installed_versions
+
+    try:
+        project = Project.find()
+        rows = installed_versions(project.install_requirements(family, hardware_name, models))
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    table = [(req, version or "-", "yes" if ok else "NO") for req, version, ok in rows]
+    print(tabulate(table, headers=("requirement", "installed", "satisfied")))
+    unmet = [f"{req} ({version or 'not installed'})" for req, version, ok in rows if not ok]
+    if unmet:
+        specs = f"env_specs/{family}.toml and env_specs/hardware/{hardware_name}.toml"
+        print(f"error: this environment does not satisfy {specs}: {'; '.join(unmet)}",
+              file=sys.stderr)  # fmt: skip
+        return UserError.exit_code
     return 0
 
 

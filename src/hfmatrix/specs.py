@@ -58,6 +58,26 @@ def requirements(values: list[str], checker: Checker, key: str) -> list[str]:
     return values
 
 
+def installed_versions(values: list[str]) -> list[tuple[str, str | None, bool]]:
+    """(requirement, installed version or None, satisfied) for each requirement string that
+    applies here (its environment marker holds)."""
+    from importlib import metadata
+
+    rows = []
+    for value in values:
+        requirement = Requirement(value)
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue
+        try:
+            version = metadata.version(requirement.name)
+        except metadata.PackageNotFoundError:
+            rows.append((value, None, False))
+            continue
+        ok = requirement.specifier.contains(version, prereleases=True)
+        rows.append((value, version, ok))
+    return rows
+
+
 def revision(value: str | None, checker: Checker) -> str | None:
     """A revision value: None, or a non-blank string without whitespace."""
     if value is not None and (not value.strip() or any(c.isspace() for c in value)):
