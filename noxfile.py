@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from hfmatrix import hardware, results  # noqa: E402 - torch-free parts of the harness
-from hfmatrix.cli import forwarded_options, run_parser  # noqa: E402
+from hfmatrix.cli import check_dtype, forwarded_options, run_parser  # noqa: E402
 from hfmatrix.errors import UserError  # noqa: E402
 from hfmatrix.project import Project  # noqa: E402
 
@@ -48,11 +48,13 @@ def user_error(error: UserError | str) -> None:
     raise SystemExit(UserError.exit_code)
 
 
-def write_outcome(out: Path, family: str, hw: str, model_id: str, reason: str, status: str) -> None:
+def write_outcome(
+    out: Path, family: str, hw: str, model_id: str, reason: str, status: str, dtype: str
+) -> None:
     """Record a model whose tests cannot run in this session (and why)."""
     entry = PROJECT.model_entry(family, model_id)
     record = results.outcome_record(
-        family, entry.model_class, model_id, entry.tier, hw, reason, status
+        family, entry.model_class, model_id, entry.tier, hw, reason, status, dtype
     )
     record["task"] = entry.task
     results.write_record(out, record)
@@ -67,6 +69,7 @@ def run_family(session: nox.Session, family: str, hw: str) -> None:
         )
     try:
         models = PROJECT.select_models(family, args.model, args.all_models)
+        check_dtype([hw], args.dtype)
         base = PROJECT.install_requirements(family, hw, [])
         out = Path(session.invoked_from, args.results_dir or PROJECT.results_dir)
         results.checked_results_dir(out)
@@ -74,7 +77,7 @@ def run_family(session: nox.Session, family: str, hw: str) -> None:
         user_error(exc)
     if UNUSABLE[hw]:
         for model_id in models:
-            write_outcome(out, family, hw, model_id, UNUSABLE[hw], "skipped")
+            write_outcome(out, family, hw, model_id, UNUSABLE[hw], "skipped", args.dtype)
         session.skip(f"{hw}: {UNUSABLE[hw]} (recorded in {out / 'raw'})")
     if isinstance(session.virtualenv, PassthroughEnv):  # a prepared machine (--no-venv)
         session.run("python", "-m", "hfmatrix", "check-env", f"--family={family}",
@@ -82,20 +85,22 @@ def run_family(session: nox.Session, family: str, hw: str) -> None:
         runnable = models
     else:
         session.install("-e", str(ROOT), *base)
-        runnable = [m for m in models if install_extras(session, out, family, hw, m)]
+        runnable = [m for m in models if install_extras(session, out, family, hw, m, args.dtype)]
     if runnable:
         session.run(
             "python", "-m", "pytest", str(ROOT / "families" / f"test_hf_{family}.py"),
             f"--hardware={hw}", f"--results-dir={out}",
             *(f"--model={model_id}" for model_id in runnable), *forwarded_options(args),
-            f"--junitxml={out / 'junit' / f'{results.session_name(family, hw)}.xml'}",
+            f"--junitxml={out / 'junit' / f'{results.session_name(family, hw, args.dtype)}.xml'}",
             "-p", "no:cacheprovider", "-v", "-rs",
         )  # fmt: skip
     if len(runnable) < len(models):
         session.error(f"{len(models) - len(runnable)} model(s) could not be installed")
 
 
-def install_extras(session: nox.Session, out: Path, family: str, hw: str, model_id: str) -> bool:
+def install_extras(
+    session: nox.Session, out: Path, family: str, hw: str, model_id: str, dtype: str
+) -> bool:
     """Install a model's additional_deps; a failure is that model's error record."""
     override = PROJECT.overrides.get(model_id)
     if override is None or not override.additional_deps:
@@ -105,7 +110,7 @@ def install_extras(session: nox.Session, out: Path, family: str, hw: str, model_
     except CommandFailed as exc:
         deps = ", ".join(override.additional_deps)
         reason = f"installing its additional_deps ({deps}) failed: {exc.reason} (see the nox log)"
-        write_outcome(out, family, hw, model_id, reason, "error")
+        write_outcome(out, family, hw, model_id, reason, "error", dtype)
         return False
     return True
 

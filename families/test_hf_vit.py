@@ -83,8 +83,8 @@ class TestVitModels(FamilyTest):
         model.save_pretrained(path)
         ViTImageProcessor(**PROCESSOR_SETTINGS).save_pretrained(path)
 
-    def load_model(self):
-        model, processor, info = super().load_model()
+    def load_model(self, dtype="float32"):
+        model, processor, info = super().load_model(dtype)
         self.loaded["processor"] = type(processor).__name__  # which backend loaded
         return model, processor, info
 

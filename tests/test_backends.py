@@ -96,3 +96,48 @@ def test_agree_compares_structures_leaf_by_leaf():
     assert not nan.passed
     shape = agree("l", torch.zeros(2, 3), torch.zeros(3, 2), 1e-4)
     assert shape.detail == "output: shape (2, 3) != (3, 2)"
+
+
+def test_half_precision_on_the_cpu_is_compared_with_the_fp32_reference(family, tiny, isolated):
+    record = family.TestBertModels("tiny", dtype="float16").run_tests("cpu")
+    assert (record["dtype"], record["session"]) == ("float16", "bert-cpu-float16")
+    assert record["numerics"]["reference"] == backends.REFERENCE
+    logits = checks(record["tests"]["from_pretrained"])["logits_match_reference"]
+    assert logits["atol"] == 5e-2 and logits["max_abs_diff"] > 0
+    assert record["loaded"]["dtype"] == "torch.float16"
+    assert record["request"]["dtype"] == "float16"
+
+
+def test_tolerances_by_backend_and_dtype(family):
+    test = family.TestBertModels("tiny")
+    assert test.tolerance("cuda") == test.tolerance("openvino") == 1e-4
+    assert family.TestBertModels("tiny", dtype="bfloat16").tolerance("cuda") == 2e-1
+    from families_helpers import import_family
+
+    t5 = import_family("t5")
+    assert t5.TestT5Models("tiny").tolerance("openvino") == 5e-3
+    assert t5.TestT5Models("tiny").tolerance("cuda") == 1e-4
+
+
+def test_openvino_in_half_precision_is_a_user_error(family, capsys):
+    from hfmatrix.cli import family_main
+
+    code = family_main(family.TestBertModels, ["--hardware", "openvino", "--dtype", "float16"])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --dtype float16: openvino runs in f32 (its INFERENCE_PRECISION_HINT)"
+    )
+
+
+def test_report_gives_each_dtype_its_own_column(tmp_path):
+    from hfmatrix.report import write_report
+    from hfmatrix.results import new_record, write_record
+
+    for dtype, diff in (("float32", 1e-6), ("float16", 3e-2)):
+        record = new_record("bert", "BertForMaskedLM", "tiny-bert", "tiny", "cuda", dtype)
+        record.update(status="passed", numerics={"max_abs_diff": diff, "atol": 1e-4})
+        write_record(tmp_path, record)
+    matrix = write_report(tmp_path)["matrix"]["bert"]
+    assert sorted(matrix) == ["cuda", "cuda-float16"]
+    assert matrix["cuda-float16"]["max_abs_diff"] == 3e-2
+    assert (tmp_path / "by_hardware" / "cuda-float16_results.json").is_file()

@@ -20,7 +20,9 @@ def load_model(test: FamilyTest, hardware: str) -> tuple[Any, Any]:
     """(model, processor) of ``test``'s model on ``hardware``; sets ``test.device``."""
     test.device = hardware_module.device(hardware)
     if hardware != "openvino":
-        model, processor, _ = test.load_model()
+        model, processor, _ = test.load_model(test.dtype)
+        if test.dtype != "float32":
+            cast_float_inputs(model)
         return model, processor
     return openvino_model(test), test.load_processor()
 
@@ -29,7 +31,7 @@ def pipeline(test: FamilyTest, hardware: str) -> Any:
     """``pipeline(task, ...)`` of ``test``'s model on ``hardware``; sets ``test.device``."""
     test.device = hardware_module.device(hardware)
     if hardware != "openvino":
-        return test.load_pipeline()
+        return test.load_pipeline(test.dtype)
     from transformers import pipeline as make_pipeline
 
     parts = test.pipeline_parts(test.load_processor())
@@ -49,3 +51,20 @@ def openvino_model(test: FamilyTest) -> Any:
             "revision": test.source.revision,
         }
     return test.exported
+
+
+def cast_float_inputs(model: Any) -> None:
+    """Cast the floating-point inputs of ``model`` and its submodules (pixel values, audio
+    features reach an encoder directly in generate) to its dtype, as pipelines do: the
+    family's inputs are made in fp32 for the reference."""
+    import torch
+
+    def cast(value: Any) -> Any:
+        floating = isinstance(value, torch.Tensor) and value.is_floating_point()
+        return value.to(model.dtype) if floating else value
+
+    def hook(module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        return tuple(map(cast, args)), {key: cast(value) for key, value in kwargs.items()}
+
+    for module in model.modules():
+        module.register_forward_pre_hook(hook, with_kwargs=True)

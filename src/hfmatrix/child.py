@@ -34,6 +34,7 @@ def main(argv: list[str]) -> None:
         Project(Path(job["project"])),
         revision=job["revision"],
         allow_remote_code=job["allow_remote_code"],
+        dtype=job["dtype"],
     )
     if job.get("source"):
         test._source = Source(**job["source"])  # resolved (and the Hub probed) by the parent

@@ -61,10 +61,13 @@ RUN_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
         help="time limit per model, all its tests (default: the family's, 900 s for most)")),
     (("--max-memory",), dict(default=None, metavar="GIB", type=positive,
         help="memory limit per model in GiB (default: 90%% of this machine's memory)")),
+    (("--dtype",), dict(default="float32", choices=("float32", "float16", "bfloat16"),
+        help="the dtype of the model under test, compared with the fp32 CPU reference at the "
+             "dtype's tolerance (default float32; openvino runs f32)")),
     (("--resume",), dict(action="store_true",
         help="keep a model's passing record from the same environment instead of rerunning")),
 ]  # fmt: skip
-FORWARDED = ("revision", "allow_remote_code", "timeout", "max_memory", "resume")
+FORWARDED = ("revision", "allow_remote_code", "timeout", "max_memory", "dtype", "resume")
 
 
 def forwarded_options(options: argparse.Namespace) -> list[str]:
@@ -72,6 +75,8 @@ def forwarded_options(options: argparse.Namespace) -> list[str]:
     flags = []
     for name in FORWARDED:
         value, flag = getattr(options, name), "--" + name.replace("_", "-")
+        if name == "dtype" and value == "float32":
+            continue
         if value is True:
             flags.append(flag)
         elif value not in (None, False):
@@ -97,13 +102,24 @@ def add_run_options(add: Callable[..., Any]) -> None:
         add(*flags, **kwargs)
 
 
-def hardware_plan(project: Project, requested: list[str], all_hardware: bool) -> list[str]:
-    """The backends a run covers; unknown names are a UserError."""
+def hardware_plan(
+    project: Project, requested: list[str], all_hardware: bool, dtype: str = "float32"
+) -> list[str]:
+    """The backends a run covers; unknown names (or openvino in half precision) are a
+    UserError."""
     for name in requested:
         project.hardware_spec(name)
     if all_hardware:
-        return [hw for hw in project.hardware_names() if hardware.usable(hw) is None]
-    return list(dict.fromkeys(requested)) or ["cpu"]
+        plan = [hw for hw in project.hardware_names() if hardware.usable(hw) is None]
+    else:
+        plan = list(dict.fromkeys(requested)) or ["cpu"]
+    check_dtype(plan, dtype)
+    return plan
+
+
+def check_dtype(plan: list[str], dtype: str) -> None:
+    if dtype != "float32" and "openvino" in plan:
+        raise UserError(f"--dtype {dtype}: openvino runs in f32 (its INFERENCE_PRECISION_HINT)")
 
 
 def results_dir(project: Project | None, option: str | None) -> Path:
@@ -133,8 +149,8 @@ def family_main(family_test: type[FamilyTest], argv: list[str] | None = None) ->
     try:
         project = Project.find(Path(inspect.getfile(family_test)).parent)
         models = project.select_models(family_test.family, args.model, args.all_models)
-        plan = [(m, hw) for hw in hardware_plan(project, args.hardware, args.all_hardware)
-                for m in models]  # fmt: skip
+        backends = hardware_plan(project, args.hardware, args.all_hardware, args.dtype)
+        plan = [(m, hw) for hw in backends for m in models]
         settings = RunSettings.from_options(args, results_dir(project, args.results_dir))
         records = [run_and_write(family_test, project, settings, plan, i) for i in range(len(plan))]
     except UserError as exc:

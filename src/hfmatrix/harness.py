@@ -21,6 +21,10 @@ from hfmatrix.sources import Source, Unavailable, resolve_hub
 from hfmatrix.specs import Override
 
 ROUND_TRIP_ATOL = 1e-5
+# Against the fp32 reference, whole-model outputs in half precision: the eager-vs-SDPA
+# tolerances of transformers' tests (fp16 5e-3, bf16 1e-2) are per operation; a model adds
+# up its layers' rounding. Measured on the tiny checkpoints (CPU): see the README.
+HALF_PRECISION_ATOL = {"float16": 5e-2, "bfloat16": 2e-1}
 REMOTE_CODE_POLICY = (
     "hfmatrix runs a model's own code only when overrides.json marks it "
     "requires_remote_code and the run passes --allow-remote-code"
@@ -52,6 +56,7 @@ class FamilyTest:
         *,
         revision: str | None = None,
         allow_remote_code: bool = False,
+        dtype: str = "float32",
     ):
         self.project = project or Project.find(Path(inspect.getfile(type(self))).parent)
         if model_id == "tiny":
@@ -63,6 +68,7 @@ class FamilyTest:
         # a revision pins Hub models only: tiny and local checkpoints have none
         self.revision = (revision or self.override.revision) if self.tier == "hub" else None
         self.trust_remote_code = self.override.requires_remote_code and allow_remote_code
+        self.dtype = dtype  # of the model under test; the reference is always fp32
         self.device = "cpu"
         self.loaded: dict[str, Any] = {}
         self.exported: Any = None  # the OpenVINO model, exported once per run
@@ -109,6 +115,9 @@ class FamilyTest:
         )  # fmt: skip
 
     def tolerance(self, hardware: str) -> float:
+        """The allowed difference from the fp32 CPU reference on ``hardware``."""
+        if self.dtype != "float32":
+            return HALF_PRECISION_ATOL[self.dtype]
         return (self.openvino_atol or self.atol) if hardware == "openvino" else self.atol
 
     # --- loading ------------------------------------------------------------------------
@@ -136,26 +145,27 @@ class FamilyTest:
         """The pipeline task this run uses (a family may choose by transformers version)."""
         return self.task
 
-    def load_pipeline(self) -> Any:
+    def load_pipeline(self, dtype: str = "float32") -> Any:
         import torch
         from transformers import pipeline
 
         location, task = self.source.location, self.pipeline_task()
         return pipeline(
-            task, model=location, device=self.device, dtype=torch.float32, **self.load_kwargs()
-        )
+            task, model=location, device=self.device, dtype=getattr(torch, dtype),
+            **self.load_kwargs(),
+        )  # fmt: skip
 
     def load_processor(self) -> Any:
         return self.auto_processor.from_pretrained(self.source.location, **self.load_kwargs())
 
-    def load_model(self) -> tuple[Any, Any, dict[str, Any]]:
-        """(fp32 model on the device in eval mode, processor, loading info)."""
+    def load_model(self, dtype: str = "float32") -> tuple[Any, Any, dict[str, Any]]:
+        """(model in ``dtype`` on the device in eval mode, processor, loading info)."""
         import torch
 
         location, kwargs = self.source.location, self.load_kwargs()
         processor = self.load_processor()
         model, info = self.auto_model.from_pretrained(
-            location, output_loading_info=True, dtype=torch.float32, **kwargs
+            location, output_loading_info=True, dtype=getattr(torch, dtype), **kwargs
         )
         self.loaded = {
             "class": type(model).__name__,
@@ -227,6 +237,7 @@ class FamilyTest:
     def request(self) -> dict[str, Any]:
         """What was asked of this run: a record is only reused (--resume) for the same."""
         request = {
+            "dtype": self.dtype,
             "revision": self.revision,
             "trust_remote_code": self.trust_remote_code,
             "code": results.code_sha256(Path(inspect.getfile(type(self)))),
@@ -238,7 +249,7 @@ class FamilyTest:
     def new_record(self, hardware: str) -> dict[str, Any]:
         """This model's record on ``hardware`` before anything ran."""
         record = results.new_record(
-            self.family, self.model_class, self.model_id, self.tier, hardware
+            self.family, self.model_class, self.model_id, self.tier, hardware, self.dtype
         )
         record.update(task=self.task, request=self.request())
         return record
@@ -275,7 +286,7 @@ class FamilyTest:
             record["checkpoint"] = checkpoints.describe(Path(source.location))
         tests: dict[str, dict[str, Any]] = {}
         record["tests"] = tests
-        reference_run = hardware == "cpu"
+        reference_run = hardware == "cpu" and self.dtype == "float32"
         plan = (
             (("pipeline", self.test_pipeline), ("from_pretrained", self.test_from_pretrained))
             if reference_run

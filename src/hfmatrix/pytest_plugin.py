@@ -34,7 +34,7 @@ def pytest_configure(config: pytest.Config) -> None:
         project = Project.find(config.rootpath)
         for family in families:
             project.select_models(family, options.model, options.all_models)
-        hardware_plan(project, options.hardware, options.all_hardware)
+        hardware_plan(project, options.hardware, options.all_hardware, options.dtype)
         results_dir(project, options.results_dir)
     except UserError as exc:
         pytest.exit(f"error: {exc}", returncode=exc.exit_code)
@@ -54,7 +54,7 @@ def pytest_pycollect_makeitem(collector: Any, name: str, obj: Any) -> list[pytes
     options = collector.config.option
     project = Project.find(Path(collector.path).parent)
     models = project.select_models(obj.family, options.model, options.all_models)
-    backends = hardware_plan(project, options.hardware, options.all_hardware)
+    backends = hardware_plan(project, options.hardware, options.all_hardware, options.dtype)
     settings = RunSettings.from_options(options, results_dir(project, options.results_dir))
     return [
         ModelItem.from_parent(collector, name=f"{name}[{model}-{hw}]", family_test=obj,

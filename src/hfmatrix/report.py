@@ -11,7 +11,7 @@ from typing import Any
 from tabulate import tabulate
 
 from hfmatrix.files import atomic_write_text
-from hfmatrix.results import SCHEMA, STATUSES, now, slug
+from hfmatrix.results import SCHEMA, STATUSES, column, now, slug
 
 SUMMARY_SCHEMA = "hfmatrix.summary/1"
 REQUIRED_KEYS = ("schema", "family", "model_id", "hardware", "status")
@@ -52,8 +52,13 @@ def _raw_files(results_dir: Path) -> list[Path]:
     )
 
 
+def _column(record: dict[str, Any]) -> str:
+    dtype = record.get("dtype")
+    return column(record["hardware"], dtype if isinstance(dtype, str) else None)
+
+
 def _key(record: dict[str, Any]) -> tuple[str, str, str]:
-    return record["family"], record["model_id"], record["hardware"]
+    return record["family"], record["model_id"], _column(record)
 
 
 def build_report(results_dir: Path) -> dict[str, Any]:
@@ -94,7 +99,7 @@ def _counts(records: list[dict[str, Any]]) -> dict[str, int]:
 def _matrix(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
     groups: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for record in records:
-        groups.setdefault(record["family"], {}).setdefault(record["hardware"], []).append(record)
+        groups.setdefault(record["family"], {}).setdefault(_column(record), []).append(record)
     return {
         family: {hw: _matrix_cell(groups[family][hw]) for hw in sorted(groups[family])}
         for family in sorted(groups)
@@ -136,7 +141,7 @@ def _model_row(record: dict[str, Any]) -> dict[str, Any]:
         "model_class": record.get("model_class"),
         "model_id": record["model_id"],
         "tier": record.get("tier"),
-        "hardware": record["hardware"],
+        "hardware": _column(record),
         "status": record["status"],
         "reason": str(record.get("reason") or ""),
         "tests": {name: _dict(test).get("status") for name, test in tests.items()},
@@ -258,9 +263,10 @@ def _write_groups(directory: Path, documents: dict[str, Any]) -> None:
 
 
 def _grouped(records: list[dict[str, Any]], key: str) -> dict[str, list[dict[str, Any]]]:
+    """Records by ``key`` ("family"), or by matrix column for "hardware"."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for record in records:
-        groups.setdefault(record[key], []).append(record)
+        groups.setdefault(_column(record) if key == "hardware" else record[key], []).append(record)
     return groups
 
 

@@ -21,9 +21,18 @@ SCHEMA = "hfmatrix.record/1"
 STATUSES = ("passed", "failed", "error", "skipped", "timeout")
 
 
-def session_name(family: str, hardware: str) -> str:
+REFERENCE_DTYPE = "float32"
+
+
+def column(hardware: str, dtype: str | None = None) -> str:
+    """The matrix column of a run: the backend, plus the dtype when it is not fp32
+    (``cuda``, ``cuda-float16``)."""
+    return hardware if dtype in (None, REFERENCE_DTYPE) else f"{hardware}-{dtype}"
+
+
+def session_name(family: str, hardware: str, dtype: str | None = None) -> str:
     """The raw/ directory of one (family, hardware) session, e.g. ``bert-cpu``."""
-    return f"{family}-{hardware}"
+    return f"{family}-{column(hardware, dtype)}"
 
 
 PLAIN_ID = re.compile(r"(?:\w[\w.-]*/)?\w[\w.-]*")
@@ -80,16 +89,19 @@ def environment(device: dict[str, Any] | None = None) -> dict[str, Any]:
     return stack
 
 
-def new_record(family: str, model_class: str, model_id: str, tier: str, hardware: str) -> dict:
+def new_record(
+    family: str, model_class: str, model_id: str, tier: str, hardware: str, dtype: str = "float32"
+) -> dict:
     """A record with every schema key present; the runner fills in the outcome."""
     return {
         "schema": SCHEMA,
-        "session": session_name(family, hardware),
+        "session": session_name(family, hardware, dtype),
         "family": family,
         "model_class": model_class,
         "model_id": model_id,
         "tier": tier,
         "hardware": hardware,
+        "dtype": dtype,
         "status": "error",
         "reason": "",
         "task": None,
@@ -112,9 +124,10 @@ def outcome_record(
     hardware: str,
     reason: str,
     status: str = "skipped",
+    dtype: str = REFERENCE_DTYPE,
 ) -> dict:
     """A record for a model whose tests did not run (skipped, or an error before them)."""
-    record = new_record(family, model_class, model_id, tier, hardware)
+    record = new_record(family, model_class, model_id, tier, hardware, dtype)
     record.update(status=status, reason=reason, environment=environment())
     return record
 

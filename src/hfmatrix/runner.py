@@ -33,6 +33,7 @@ class RunSettings:
     allow_remote_code: bool = False
     timeout_s: float | None = None  # None: the family's default
     max_memory_gib: float | None = None  # None: 90% of the machine's memory
+    dtype: str = "float32"
     resume: bool = False
 
     @classmethod
@@ -43,6 +44,7 @@ class RunSettings:
             allow_remote_code=options.allow_remote_code,
             timeout_s=options.timeout,
             max_memory_gib=options.max_memory,
+            dtype=options.dtype,
             resume=options.resume,
         )
 
@@ -75,6 +77,7 @@ def run_model(
         project,
         revision=settings.revision,
         allow_remote_code=settings.allow_remote_code,
+        dtype=settings.dtype,
     )
     blank = test.new_record(hardware)
     blank["environment"] = results.environment()
@@ -124,6 +127,7 @@ def child_job(test: FamilyTest, hardware: str) -> dict[str, Any]:
         "hardware": hardware,
         "revision": test.revision,
         "allow_remote_code": test.trust_remote_code,
+        "dtype": test.dtype,
         "source": asdict(resolved) if resolved else None,
     }
 
