@@ -145,7 +145,8 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def report(session: nox.Session) -> None:
     """Merge every raw record into test_results/ (by_class, by_hardware, summary)."""
-    session.install("-e", str(ROOT))
+    if not isinstance(session.virtualenv, PassthroughEnv):
+        session.install("-e", str(ROOT))
     session.run("python", "-m", "hfmatrix", "report", *session.posargs)
 
 

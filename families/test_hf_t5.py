@@ -164,9 +164,9 @@ class TestT5Models(FamilyTest):
 
         return SEQ2SEQ_TASK if SEQ2SEQ_TASK in SUPPORTED_TASKS else FALLBACK_TASK
 
-    def load_pipeline(self):
+    def load_pipeline(self, dtype="float32"):
         with no_causal_lm_complaint():
-            return super().load_pipeline()
+            return super().load_pipeline(dtype)
 
     def inputs(self, tokenizer) -> dict[str, torch.Tensor]:
         return tokenizer(PROMPT, return_tensors="pt").to(self.device)

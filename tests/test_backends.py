@@ -94,6 +94,7 @@ def test_agree_compares_structures_leaf_by_leaf():
     assert masks.detail == "output: 1 of 2 elements differ"
     nan = agree("l", torch.tensor([float("nan")]), torch.tensor([0.0]), 1e-4)
     assert not nan.passed
+    assert not agree("x", [0.5, 5.3], [float("nan"), 0.3], 1e-4).passed  # NaN in the reference
     shape = agree("l", torch.zeros(2, 3), torch.zeros(3, 2), 1e-4)
     assert shape.detail == "output: shape (2, 3) != (3, 2)"
 
@@ -103,7 +104,7 @@ def test_half_precision_on_the_cpu_is_compared_with_the_fp32_reference(family, t
     assert (record["dtype"], record["session"]) == ("float16", "bert-cpu-float16")
     assert record["numerics"]["reference"] == backends.REFERENCE
     logits = checks(record["tests"]["from_pretrained"])["logits_match_reference"]
-    assert logits["atol"] == 5e-2 and logits["max_abs_diff"] > 0
+    assert logits["atol"] == 1e-1 and logits["max_abs_diff"] > 0
     assert record["loaded"]["dtype"] == "torch.float16"
     assert record["request"]["dtype"] == "float16"
 

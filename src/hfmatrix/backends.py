@@ -39,31 +39,40 @@ def pipeline(test: FamilyTest, hardware: str) -> Any:
 
 
 def openvino_model(test: FamilyTest) -> Any:
-    """The model exported to OpenVINO and compiled, once per test object."""
+    """The model exported to OpenVINO and compiled, once per test object (a failed export
+    fails both tests with its message, without a second try)."""
     if test.exported is None:
         import optimum.intel
 
-        ov_class = getattr(optimum.intel, test.openvino_class)
-        test.exported = test.export_openvino(ov_class)
-        test.loaded = {
-            "class": type(test.exported).__name__,
-            "dtype": "f32 (INFERENCE_PRECISION_HINT)",
-            "revision": test.source.revision,
-        }
+        try:
+            test.exported = test.export_openvino(getattr(optimum.intel, test.openvino_class))
+        except Exception as exc:
+            test.exported = exc
+    if isinstance(test.exported, Exception):
+        raise test.exported
+    test.loaded = {
+        "class": type(test.exported).__name__,
+        "dtype": "f32 (INFERENCE_PRECISION_HINT)",
+        "revision": test.source.revision,
+    }
     return test.exported
 
 
 def cast_float_inputs(model: Any) -> None:
-    """Cast the floating-point inputs of ``model`` and its submodules (pixel values, audio
-    features reach an encoder directly in generate) to its dtype, as pipelines do: the
-    family's inputs are made in fp32 for the reference."""
+    """Cast the floating-point inputs of each module that holds weights to those weights'
+    dtype, as pipelines do for the model's inputs: the family's inputs are made in fp32
+    for the reference, and some layers stay fp32 on purpose (T5's ``wo``)."""
     import torch
 
-    def cast(value: Any) -> Any:
-        floating = isinstance(value, torch.Tensor) and value.is_floating_point()
-        return value.to(model.dtype) if floating else value
-
     def hook(module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        weight = next(module.parameters(recurse=False), None)
+        if weight is None or not weight.is_floating_point():
+            return args, kwargs
+
+        def cast(value: Any) -> Any:
+            floating = isinstance(value, torch.Tensor) and value.is_floating_point()
+            return value.to(weight.dtype) if floating else value
+
         return tuple(map(cast, args)), {key: cast(value) for key, value in kwargs.items()}
 
     for module in model.modules():

@@ -106,7 +106,8 @@ def _mismatch(actual: Any, expected: Any, path: str, diffs: list[float]) -> str 
         items = zip(actual, expected, strict=True)
         return _first_mismatch([(f"{path}[{i}]", a, e) for i, (a, e) in enumerate(items)], diffs)
     if isinstance(expected, float) and isinstance(actual, (int, float)):
-        diffs.append(abs(actual - expected) if not math.isnan(actual) else math.inf)
+        diff = abs(actual - expected)
+        diffs.append(math.inf if math.isnan(diff) else diff)
         return None
     return None if actual == expected else f"{where}: {_brief(actual)} != {_brief(expected)}"
 

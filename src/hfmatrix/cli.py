@@ -109,8 +109,9 @@ def hardware_plan(
     UserError."""
     for name in requested:
         project.hardware_spec(name)
-    if all_hardware:
+    if all_hardware:  # openvino runs f32 only: not part of a half-precision run
         plan = [hw for hw in project.hardware_names() if hardware.usable(hw) is None]
+        plan = [hw for hw in plan if dtype == "float32" or hw != "openvino"]
     else:
         plan = list(dict.fromkeys(requested)) or ["cpu"]
     check_dtype(plan, dtype)

@@ -111,7 +111,10 @@ def _nvidia_driver() -> str | None:
     if smi is None:
         return None
     query = [smi, "--query-gpu=driver_version", "--format=csv,noheader"]
-    out = subprocess.run(query, capture_output=True, text=True, timeout=30)
+    try:
+        out = subprocess.run(query, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
     return (
         out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
     )
