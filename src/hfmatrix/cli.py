@@ -229,13 +229,17 @@ def main(argv: list[str] | None = None) -> int:
 def check_env(family: str, hardware_name: str, models: list[str]) -> int:
     """Print each requirement of (family, hardware, models) with the installed version; exit 2
     with one line naming what is missing or outside its range."""
+    from importlib import metadata
+
     from tabulate import tabulate
 
     from hfmatrix.specs import installed_versions
 
     try:
         project = Project.find()
-        rows = installed_versions(project.install_requirements(family, hardware_name, models))
+        own = metadata.requires("hfmatrix") or []  # the harness's own dependencies
+        requirements = [*project.install_requirements(family, hardware_name, models), *own]
+        rows = installed_versions(list(dict.fromkeys(requirements)))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

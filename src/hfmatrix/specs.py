@@ -66,7 +66,7 @@ def installed_versions(values: list[str]) -> list[tuple[str, str | None, bool]]:
     rows = []
     for value in values:
         requirement = Requirement(value)
-        if requirement.marker is not None and not requirement.marker.evaluate():
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
             continue
         try:
             version = metadata.version(requirement.name)
