@@ -169,6 +169,7 @@ def test_resume_reuses_only_a_passing_record_of_the_same_environment_and_request
         lambda r: r["environment"].update(fingerprint="0" * 16),
         lambda r: r["request"].update(code="0" * 16),
         lambda r: r["request"].update(trust_remote_code=True),
+        lambda r: r["request"].update(device="another device"),
     ):
         changed = json.loads(json.dumps(passed))
         change(changed)

@@ -272,3 +272,13 @@ def test_written_files_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_vendored_copies_on_sys_path_do_not_change_the_fingerprint(tmp_path, monkeypatch):
+    before = environment()["fingerprint"]
+    vendor = tmp_path / "setuptools" / "_vendor"
+    fake_dist(vendor, "hfmatrix-vendored-pkg", "1.0")
+    monkeypatch.syspath_prepend(str(vendor))
+    env = environment()
+    assert "hfmatrix-vendored-pkg" not in env["packages"]
+    assert env["fingerprint"] == before

@@ -265,6 +265,8 @@ class FamilyTest:
             self.family, self.model_class, self.model_id, self.tier, hardware, self.dtype
         )
         record.update(task=self.task, request=self.request())
+        if hardware_module.usable(hardware) is None:  # a result holds for this device only
+            record["request"]["device"] = hardware_facts(hardware).get("name")
         return record
 
     def run_tests(self, hardware: str = "cpu", progress: Progress | None = None) -> dict[str, Any]:

@@ -75,7 +75,10 @@ def code_sha256(family_module: Path) -> str:
 
 def environment(device: dict[str, Any] | None = None) -> dict[str, Any]:
     """The software stack of this process: python, torch, transformers, platform, packages."""
-    packages = installed_packages(tuple(sys.path))
+    # a package's vendored copies (setuptools puts its _vendor dir on sys.path when torch's
+    # extension tools import it) are not part of the environment
+    path = tuple(entry for entry in sys.path if "_vendor" not in Path(entry).parts)
+    packages = installed_packages(path)
     stack = {
         "python": platform.python_version(),
         "torch": packages.get("torch"),
