@@ -32,7 +32,7 @@ from transformers import (
 from hfmatrix.checkpoints import seed_parameters, vocab_sha256, weights_sha256
 from hfmatrix.checks import Check, close, equal
 from hfmatrix.cli import family_main
-from hfmatrix.generation import fixed_length_greedy, greedy_margins, greedy_new_ids
+from hfmatrix.generation import fixed_length_greedy, greedy_margins, greedy_new_ids, pipeline_ids
 from hfmatrix.harness import FamilyTest
 
 PROMPT = "translate English to German: The house is wonderful."
@@ -192,9 +192,7 @@ class TestT5Models(FamilyTest):
         }
 
     def pipeline_output(self, pipe) -> list[int]:
-        generate = fixed_length_greedy(NEW_TOKENS)
-        output = pipe(PROMPT, return_tensors=True, **generate)[0]["generated_token_ids"]
-        return [int(i) for i in output]
+        return pipeline_ids(pipe, PROMPT, NEW_TOKENS)
 
     def pipeline_checks(self, pipe) -> list[Check]:
         generate = fixed_length_greedy(NEW_TOKENS)

@@ -54,3 +54,10 @@ def greedy_margins(step_logits: Any, chosen_ids: list[int], generation_config: A
     masked = mask_eos(step_logits, generation_config)
     index = torch.tensor(chosen_ids, device=masked.device)[:, None]
     return masked.max(-1).values - masked.gather(-1, index)[:, 0]
+
+
+def pipeline_ids(pipe: Any, prompt: str, new_tokens: int) -> list[int]:
+    """The token ids a text-generation pipeline returns for ``prompt`` (the prompt's or the
+    decoder start's, then ``new_tokens`` greedy ones)."""
+    output = pipe(prompt, return_tensors=True, **fixed_length_greedy(new_tokens))
+    return [int(i) for i in output[0]["generated_token_ids"]]
