@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from hfmatrix import hardware, results
 from hfmatrix.errors import UserError
 from hfmatrix.project import RESULTS_ENV, Project
+from hfmatrix.registry import TIERS
 
 if TYPE_CHECKING:
     from hfmatrix.harness import FamilyTest
@@ -210,9 +211,19 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--family", required=True)
     check.add_argument("--hardware", required=True)
     check.add_argument("--model", action="append", default=[], metavar="ID")
+    listing = commands.add_parser(
+        "models", help="the registry's models (filtered), and whether each can run here"
+    )
+    listing.add_argument("--family")
+    listing.add_argument("--class", dest="model_class", metavar="CLASS")
+    listing.add_argument("--task")
+    listing.add_argument("--tier", choices=TIERS)
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     if args.command == "check-env":
         return check_env(args.family, args.hardware, args.model)
+    if args.command == "models":
+        return list_models(args)
     try:
         project_dir = results_dir(_project_or_none(), args.results_dir)
     except UserError as exc:
@@ -223,6 +234,39 @@ def main(argv: list[str] | None = None) -> int:
     summary = write_report(project_dir)
     totals = ", ".join(f"{k} {v}" for k, v in summary["totals"].items() if v)
     print(f"report: {project_dir / 'summary.md'} ({totals or 'no records'})")
+    return 0
+
+
+def list_models(args: argparse.Namespace) -> int:
+    """``hfmatrix models``: the registry's entries that match, each with its availability."""
+    import json
+
+    from tabulate import tabulate
+
+    from hfmatrix.registry import query
+    from hfmatrix.sources import availability
+
+    try:
+        project = Project.find()
+        if args.family is not None:
+            project.family_spec(args.family)  # an unknown family is a mistake
+        entries = query(project.models, args.family, args.model_class, args.task, args.tier)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    rows = []
+    for entry in entries:
+        runs, where = availability(entry.model_id, entry.tier)
+        rows.append({"model_id": entry.model_id, "family": entry.family,
+                     "class": entry.model_class, "task": entry.task, "tier": entry.tier,
+                     "available": runs, "where": where})  # fmt: skip
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        table = [[*list(row.values())[:5], "yes" if row["available"] else "no", row["where"]]
+                 for row in rows]  # fmt: skip
+        headers = ("model", "family", "class", "task", "tier", "runs here", "from / why not")
+        print(tabulate(table, headers=headers) if rows else "no model matches")
     return 0
 
 

@@ -66,3 +66,20 @@ def family_models(models: dict[str, ModelEntry], family: str) -> list[ModelEntry
     """Every model of a family, tiny checkpoints first, then by id."""
     chosen = [entry for entry in models.values() if entry.family == family]
     return sorted(chosen, key=lambda entry: (TIERS.index(entry.tier), entry.model_id))
+
+
+def query(
+    models: dict[str, ModelEntry],
+    family: str | None = None,
+    model_class: str | None = None,
+    task: str | None = None,
+    tier: str | None = None,
+) -> list[ModelEntry]:
+    """The entries that match every given field, by family, tiny checkpoints first."""
+    wanted = {"family": family, "model_class": model_class, "task": task, "tier": tier}
+    chosen = [
+        entry
+        for entry in models.values()
+        if all(value is None or getattr(entry, key) == value for key, value in wanted.items())
+    ]
+    return sorted(chosen, key=lambda e: (e.family, TIERS.index(e.tier), e.model_id))

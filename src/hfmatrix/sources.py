@@ -111,3 +111,14 @@ def _probe(endpoint: str) -> str | None:
     except Exception as exc:  # any answer at all means reachable; no answer is the reason
         return f"{endpoint}: {type(exc).__name__}: {exc}"[:300]
     return None
+
+
+def availability(model_id: str, tier: str) -> tuple[bool, str]:
+    """Whether a model can run here, and from where (or why not): what a run would find."""
+    if tier == "tiny":
+        return True, "built locally"
+    try:
+        source = resolve_hub(model_id)
+    except (Unavailable, LookupError) as exc:
+        return False, str(exc)
+    return True, source.origin + (f" ({source.revision[:12]})" if source.revision else "")
