@@ -136,8 +136,7 @@ class TestGptModels(FamilyTest):
     def pipeline_checks(self, pipe) -> list[Check]:
         generate = fixed_length_greedy(NEW_TOKENS)
         text = pipe(PROMPT, return_full_text=False, **generate)[0]["generated_text"]
-        output = pipe(PROMPT, return_tensors=True, **generate)[0]["generated_token_ids"]
-        ids = [int(i) for i in output]  # prompt ids, then the new ones
+        ids = self.pipeline_output(pipe)  # prompt ids, then the new ones
         prompt_ids = pipe.tokenizer(PROMPT)["input_ids"]
         new_ids = ids[len(prompt_ids) :]
         direct = self.greedy(pipe.model, pipe.tokenizer)

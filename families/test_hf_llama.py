@@ -140,9 +140,9 @@ class TestLlamaModels(FamilyTest):
 
     def pipeline_checks(self, pipe) -> list[Check]:
         prompt_ids = pipe.tokenizer(PROMPT)["input_ids"]
-        [ids] = pipe(PROMPT, return_tensors=True, **fixed_length_greedy(NEW_TOKENS))
+        sequence = self.pipeline_output(pipe)
         [text] = pipe(PROMPT, return_full_text=False, **fixed_length_greedy(NEW_TOKENS))
-        sequence, text = list(ids["generated_token_ids"]), text["generated_text"]
+        text = text["generated_text"]
         new_ids = sequence[len(prompt_ids) :]
         decoded = pipe.tokenizer.decode(new_ids, skip_special_tokens=True)
         checks = [

@@ -196,8 +196,7 @@ class TestT5Models(FamilyTest):
 
     def pipeline_checks(self, pipe) -> list[Check]:
         generate = fixed_length_greedy(NEW_TOKENS)
-        output = pipe(PROMPT, return_tensors=True, **generate)[0]["generated_token_ids"]
-        ids = [int(i) for i in output]  # the decoder start token, then the new tokens
+        ids = self.pipeline_output(pipe)  # the decoder start token, then the new tokens
         direct = self.greedy(pipe.model, pipe.tokenizer)
         start = pipe.model.generation_config.decoder_start_token_id
         checks = [
