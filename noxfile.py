@@ -68,7 +68,7 @@ def run_family(session: nox.Session, family: str, hw: str) -> None:
             f"the session picks the hardware: nox -s \"{family}(hardware='...')\" or nox -t HW"
         )
     try:
-        models = PROJECT.select_models(family, args.model, args.all_models)
+        models = PROJECT.select_models(family, args.model, args.all_models, args.representative)
         check_dtype([hw], args.dtype)
         base = PROJECT.install_requirements(family, hw, [])
         out = Path(session.invoked_from, args.results_dir or PROJECT.results_dir)

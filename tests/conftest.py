@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import shutil
+import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 
@@ -15,6 +17,8 @@ import pytest
 pytest.register_assert_rewrite("families_helpers")
 
 from families_helpers import import_family, plant_hf_snapshot, run, tiny_dir  # noqa: E402
+
+from hfmatrix import sources  # noqa: E402
 
 
 def isolate(patch: pytest.MonkeyPatch, root: Path) -> None:
@@ -105,3 +109,44 @@ def tiny_copy(family, built_tiny, isolated) -> Path:
     runs of "tiny" load it."""
     built = built_tiny(family)
     return Path(shutil.copytree(built, isolated / "cache" / "tiny" / built.name))
+
+
+@pytest.fixture
+def hub(isolated, monkeypatch) -> Iterator[Callable[[Callable], str]]:
+    """Start a local Hub on 127.0.0.1 whose handler(request) answers (status, headers, body);
+    $HF_ENDPOINT points at it and the Hub is not offline."""
+    from huggingface_hub import constants
+
+    servers = []
+
+    def start(answer: Callable) -> str:
+        class Handler(BaseHTTPRequestHandler):
+            def reply(self) -> None:
+                status, headers, body = answer(self)
+                self.send_response(status)
+                for key, value in {**headers, "Content-Length": str(len(body))}.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_HEAD = reply
+
+            def log_message(self, *args) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        endpoint = f"http://127.0.0.1:{server.server_port}"
+        monkeypatch.setenv("HF_ENDPOINT", endpoint)
+        monkeypatch.delenv("HF_HUB_OFFLINE")
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # read when first imported
+        return endpoint
+
+    sources._probe.cache_clear()
+    yield start
+    sources._probe.cache_clear()
+    for server in servers:
+        server.shutdown()

@@ -8,7 +8,7 @@ import json
 import pytest
 from families_helpers import REVISION, plant_hf_snapshot
 
-from hfmatrix.cli import main
+from hfmatrix.commands import main
 
 
 def listing(capsys, *args: str) -> list[dict]:
@@ -55,14 +55,15 @@ def test_availability_says_where_from_or_why_not(isolated, capsys, monkeypatch):
 def test_table_output(isolated, capsys):
     assert main(["models", "--family", "bert", "--tier", "tiny"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["model", "family", "class", "task", "tier", "runs", "here",
-                              "from", "/", "why", "not"]  # fmt: skip
-    assert out[2].split()[:6] == [
+    assert out[0].split() == ["model", "family", "class", "task", "tier", "downloads", "runs",
+                              "here", "from", "/", "why", "not"]  # fmt: skip
+    assert out[2].split()[:7] == [
         "tiny-bert",
         "bert",
         "BertForMaskedLM",
         "fill-mask",
         "tiny",
+        "-",
         "yes",
     ]
 

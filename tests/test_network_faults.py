@@ -4,10 +4,7 @@ each hub model gets a skipped (or error) record with the reason."""
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from families_helpers import REVISION, plant_hf_snapshot
@@ -19,44 +16,6 @@ from hfmatrix.runner import RunSettings, run_model
 FAMILY = "bert"
 HUB_MODELS = ("bert-base-uncased", "bert-large-uncased", "distilbert-base-uncased")
 SHA = "c" * 40
-
-
-@pytest.fixture
-def hub(isolated, monkeypatch) -> Iterator[Callable[[Callable], str]]:
-    """Start a local Hub on 127.0.0.1 whose handler(request) answers (status, headers, body);
-    $HF_ENDPOINT points at it and the Hub is not offline."""
-    servers = []
-
-    def start(answer: Callable) -> str:
-        class Handler(BaseHTTPRequestHandler):
-            def reply(self) -> None:
-                status, headers, body = answer(self)
-                self.send_response(status)
-                for key, value in {**headers, "Content-Length": str(len(body))}.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
-            do_GET = do_HEAD = reply
-
-            def log_message(self, *args) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        endpoint = f"http://127.0.0.1:{server.server_port}"
-        monkeypatch.setenv("HF_ENDPOINT", endpoint)
-        monkeypatch.delenv("HF_HUB_OFFLINE")
-        return endpoint
-
-    sources._probe.cache_clear()
-    yield start
-    sources._probe.cache_clear()
-    for server in servers:
-        server.shutdown()
 
 
 def run_all(family, isolated) -> list[dict]:

@@ -54,7 +54,7 @@ def project(tmp_path) -> Project:
 def test_repo_models_load():
     models = load_models(ROOT / "models.json")
     assert models["tiny-bert"] == ModelEntry(
-        "tiny-bert", "BertForMaskedLM", "bert", "fill-mask", "tiny", "curated"
+        "tiny-bert", "BertForMaskedLM", "bert", "fill-mask", "tiny", "curated", "bert"
     )
     assert all(model.model_id == key for key, model in models.items())
     assert all(model.tier in ("tiny", "hub") for model in models.values())
@@ -75,7 +75,7 @@ def test_models_valid_with_source(tmp_path):
     assert models["b"].tier == "tiny"
 
 
-@pytest.mark.parametrize("schema", [2, 0, "1", None])
+@pytest.mark.parametrize("schema", [3, 0, "1", None])
 def test_schema_mismatch(tmp_path, schema):
     err = models_error(tmp_path, {"a": entry()}, schema=schema)
     assert "unsupported schema" in str(err)
@@ -195,8 +195,10 @@ def test_select_models_tiny_alias_and_dedup(project):
 def test_select_models_all(project):
     expected = [m.model_id for m in project.family_models("bert")]
     assert project.select_models("bert", [], True) == expected
-    assert project.select_models("bert", ["tiny"], True) == expected
     assert len(expected) == 4
+    for args in ((["tiny"], True, None), (["tiny"], False, 2), ([], True, 1)):
+        with pytest.raises(UserError, match="one of --model, --all-models and --representative"):
+            project.select_models("bert", *args)
 
 
 @pytest.mark.parametrize(

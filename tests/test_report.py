@@ -291,7 +291,7 @@ def test_odd_records_do_not_crash_the_report(tmp_path: Path, capsys) -> None:
 
 
 def test_hfmatrix_report_command(tmp_path: Path, monkeypatch, capsys) -> None:
-    from hfmatrix.cli import main
+    from hfmatrix.commands import main
 
     write_record(tmp_path / "out", _record("bert", "tiny-bert", "cpu", "passed"))
     monkeypatch.chdir(tmp_path)

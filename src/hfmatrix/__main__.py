@@ -1,3 +1,3 @@
-from hfmatrix.cli import main
+from hfmatrix.commands import main
 
 raise SystemExit(main())

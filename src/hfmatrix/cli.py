@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from hfmatrix import hardware, results
 from hfmatrix.errors import UserError
 from hfmatrix.project import RESULTS_ENV, Project
-from hfmatrix.registry import TIERS
 
 if TYPE_CHECKING:
     from hfmatrix.harness import FamilyTest
@@ -33,6 +32,20 @@ def positive(value: str) -> float:
     return number
 
 
+def count_value(value: str) -> int:
+    """A whole number of at least 1."""
+    if not value.strip().isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
+    return int(value)
+
+
+def whole_number(value: str) -> int:
+    """A whole number, 0 or more."""
+    if not value.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number")
+    return int(value)
+
+
 def revision_value(value: str) -> str:
     if not value.strip() or any(c.isspace() for c in value):
         raise argparse.ArgumentTypeError(f"{value!r} is not a branch, tag or commit")
@@ -46,6 +59,9 @@ RUN_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
              "tiny checkpoint and the family's default hub model")),
     (("--all-models",), dict(action="store_true",
         help="every model of the family in models.json")),
+    (("--representative",), dict(default=None, metavar="N", type=count_value,
+        help="the tiny checkpoint and the N most-downloaded models.json models of each "
+             "class of the family (a routine run)")),
     (("--hardware",), dict(action="append", default=[], metavar="HW",
         help="backend to run on (repeatable; default: cpu)")),
     (("--all-hardware",), dict(action="store_true",
@@ -135,7 +151,7 @@ def results_dir(project: Project | None, option: str | None) -> Path:
     return results.checked_results_dir(path)
 
 
-def _project_or_none() -> Project | None:
+def project_or_none() -> Project | None:
     try:
         return Project.find()
     except UserError:
@@ -150,7 +166,9 @@ def family_main(family_test: type[FamilyTest], argv: list[str] | None = None) ->
     args = parser.parse_args(argv)
     try:
         project = Project.find(Path(inspect.getfile(family_test)).parent)
-        models = project.select_models(family_test.family, args.model, args.all_models)
+        models = project.select_models(
+            family_test.family, args.model, args.all_models, args.representative
+        )
         backends = hardware_plan(project, args.hardware, args.all_hardware, args.dtype)
         plan = [(m, hw) for hw in backends for m in models]
         settings = RunSettings.from_options(args, results_dir(project, args.results_dir))
@@ -171,7 +189,7 @@ def run_and_write(
     model_id, hw = plan[index]
     print(f"[{index + 1}/{len(plan)}] {family_test.family}: {model_id} on {hw} ...", flush=True)
     start = time.perf_counter()
-    outcome = run_model(family_test, project, model_id, hw, settings, notify=_say)
+    outcome = run_model(family_test, project, model_id, hw, settings, notify=say)
     record = outcome.record
     if outcome.resumed:
         print(f"    passed (resumed: record of {record['started_at']})", flush=True)
@@ -182,7 +200,7 @@ def run_and_write(
     return record
 
 
-def _say(line: str) -> None:
+def say(line: str) -> None:
     print(line, flush=True)
 
 
@@ -197,106 +215,3 @@ def print_table(records: list[dict]) -> None:
     ]  # fmt: skip
     headers = ("model", "hardware", "status", "pipeline", "from_pretrained", "max |diff|")
     print(tabulate(rows, headers=headers))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The ``hfmatrix`` command."""
-    parser = OneLineParser(prog="hfmatrix", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    report = commands.add_parser("report", help="merge raw records into the report tree")
-    report.add_argument("--results-dir", default=None, metavar="DIR")
-    check = commands.add_parser(
-        "check-env", help="does this environment satisfy a family's env specs (prepared machines)"
-    )
-    check.add_argument("--family", required=True)
-    check.add_argument("--hardware", required=True)
-    check.add_argument("--model", action="append", default=[], metavar="ID")
-    listing = commands.add_parser(
-        "models", help="the registry's models (filtered), and whether each can run here"
-    )
-    listing.add_argument("--family")
-    listing.add_argument("--class", dest="model_class", metavar="CLASS")
-    listing.add_argument("--task")
-    listing.add_argument("--tier", choices=TIERS)
-    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = parser.parse_args(argv)
-    if args.command == "check-env":
-        return check_env(args.family, args.hardware, args.model)
-    if args.command == "models":
-        return list_models(args)
-    try:
-        project_dir = results_dir(_project_or_none(), args.results_dir)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    from hfmatrix.report import write_report
-
-    summary = write_report(project_dir)
-    totals = ", ".join(f"{k} {v}" for k, v in summary["totals"].items() if v)
-    print(f"report: {project_dir / 'summary.md'} ({totals or 'no records'})")
-    return 0
-
-
-def list_models(args: argparse.Namespace) -> int:
-    """``hfmatrix models``: the registry's entries that match, each with its availability."""
-    import json
-
-    from tabulate import tabulate
-
-    from hfmatrix.registry import query
-    from hfmatrix.sources import availability
-
-    try:
-        project = Project.find()
-        if args.family is not None:
-            project.family_spec(args.family)  # an unknown family is a mistake
-        entries = query(project.models, args.family, args.model_class, args.task, args.tier)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    rows = []
-    for entry in entries:
-        runs, where = availability(entry.model_id, entry.tier)
-        rows.append({"model_id": entry.model_id, "family": entry.family,
-                     "class": entry.model_class, "task": entry.task, "tier": entry.tier,
-                     "available": runs, "where": where})  # fmt: skip
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        table = [[*list(row.values())[:5], "yes" if row["available"] else "no", row["where"]]
-                 for row in rows]  # fmt: skip
-        headers = ("model", "family", "class", "task", "tier", "runs here", "from / why not")
-        print(tabulate(table, headers=headers) if rows else "no model matches")
-    return 0
-
-
-def check_env(family: str, hardware_name: str, models: list[str]) -> int:
-    """Print each requirement of (family, hardware, models) with the installed version; exit 2
-    with one line naming what is missing or outside its range."""
-    from importlib import metadata
-
-    from tabulate import tabulate
-
-    from hfmatrix.specs import installed_versions
-
-    try:
-        project = Project.find()
-        own = metadata.requires("hfmatrix") or []  # the harness's own dependencies
-        requirements = [*project.install_requirements(family, hardware_name, models), *own]
-        rows = installed_versions(list(dict.fromkeys(requirements)))
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    table = [(req, version or "-", "yes" if ok else "NO") for req, version, ok in rows]
-    print(tabulate(table, headers=("requirement", "installed", "satisfied")))
-    unmet = [f"{req} ({version or 'not installed'})" for req, version, ok in rows if not ok]
-    if unmet:
-        specs = f"env_specs/{family}.toml and env_specs/hardware/{hardware_name}.toml"
-        print(f"error: this environment does not satisfy {specs}: {'; '.join(unmet)}",
-              file=sys.stderr)  # fmt: skip
-        return UserError.exit_code
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 
 from hfmatrix.errors import UserError
-from hfmatrix.registry import ModelEntry, family_models, load_models
+from hfmatrix.registry import ModelEntry, family_models, load_models, representative
 from hfmatrix.specs import (
     FamilySpec,
     HardwareSpec,
@@ -47,6 +47,9 @@ class Project:
     def families(self) -> list[str]:
         return sorted(path.stem for path in (self.root / "env_specs").glob("*.toml"))
 
+    def family_specs(self) -> dict[str, FamilySpec]:
+        return {family: self.family_spec(family) for family in self.families()}
+
     def hardware_names(self) -> list[str]:
         return sorted(path.stem for path in (self.root / "env_specs" / "hardware").glob("*.toml"))
 
@@ -78,9 +81,10 @@ class Project:
         entry = self.models.get(model_id)
         if entry is not None:
             if entry.family != family:
+                owner = f"a {entry.family}-family model" if entry.family else "a model"
+                which = "" if entry.family else ", a class no family tests"
                 raise UserError(
-                    f"{model_id} is a {entry.family}-family model ({entry.model_class}), "
-                    f"not {family}",
+                    f"{model_id} is {owner} ({entry.model_class}{which}), not {family}",
                     self.root / "models.json",
                 )
             return entry
@@ -94,11 +98,18 @@ class Project:
                 return entry
         raise UserError(f"no tiny checkpoint for family {family!r}", self.root / "models.json")
 
-    def select_models(self, family: str, requested: list[str], all_models: bool) -> list[str]:
-        """The model ids a run tests: --model ids, --all-models, or the tiny + default model.
-        Validates every file a run reads first (a mistake stops it before any model)."""
+    def select_models(
+        self, family: str, requested: list[str], all_models: bool, top: int | None = None
+    ) -> list[str]:
+        """The model ids a run tests: --model ids, --all-models, --representative N, or the
+        tiny + default model. Validates every file a run reads first (a mistake stops it
+        before any model)."""
         spec = self.family_spec(family)
         self.overrides  # noqa: B018 - loading validates
+        if sum(map(bool, (requested, all_models, top))) > 1:
+            raise UserError("use one of --model, --all-models and --representative")
+        if top:
+            return [entry.model_id for entry in representative(self.models, family, top)]
         if all_models:
             return [entry.model_id for entry in self.family_models(family)]
         if requested:

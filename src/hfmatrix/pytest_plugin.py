@@ -33,7 +33,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         project = Project.find(config.rootpath)
         for family in families:
-            project.select_models(family, options.model, options.all_models)
+            project.select_models(family, options.model, options.all_models, options.representative)
         hardware_plan(project, options.hardware, options.all_hardware, options.dtype)
         results_dir(project, options.results_dir)
     except UserError as exc:
@@ -53,7 +53,9 @@ def pytest_pycollect_makeitem(collector: Any, name: str, obj: Any) -> list[pytes
         return None
     options = collector.config.option
     project = Project.find(Path(collector.path).parent)
-    models = project.select_models(obj.family, options.model, options.all_models)
+    models = project.select_models(
+        obj.family, options.model, options.all_models, options.representative
+    )
     backends = hardware_plan(project, options.hardware, options.all_hardware, options.dtype)
     settings = RunSettings.from_options(options, results_dir(project, options.results_dir))
     return [

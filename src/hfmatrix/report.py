@@ -150,8 +150,11 @@ def _model_row(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def summarize(results_dir: Path, report: dict[str, Any]) -> dict[str, Any]:
-    """The summary.json document for the output of build_report."""
+def summarize(
+    results_dir: Path, report: dict[str, Any], registry: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The summary.json document for the output of build_report; with the registry's
+    coverage (registry.coverage), the coverage of each family by these records too."""
     records = report["records"]
     return {
         "schema": SUMMARY_SCHEMA,
@@ -160,8 +163,24 @@ def summarize(results_dir: Path, report: dict[str, Any]) -> dict[str, Any]:
         "totals": {**_counts(records), "total": len(records)},
         "matrix": _matrix(records),
         "models": [_model_row(record) for record in records],
+        "coverage": None if registry is None else _coverage(records, registry),
         "unreadable": report["unreadable"],
     }
+
+
+def _coverage(records: list[dict[str, Any]], registry: dict[str, Any]) -> dict[str, Any]:
+    """The registry's coverage, each family with the models these records tested (any
+    hardware) and those that passed everywhere they ran."""
+    families = {}
+    for family, row in registry["families"].items():
+        mine = [record for record in records if record["family"] == family]
+        statuses: dict[str, set[str]] = {}
+        for record in mine:
+            statuses.setdefault(record["model_id"], set()).add(record["status"])
+        ran = {m: s for m, s in statuses.items() if s - {"skipped"}}
+        passed = [m for m, s in ran.items() if s <= {"passed", "skipped"}]
+        families[family] = {**row, "tested_models": len(ran), "passed_models": len(passed)}
+    return {**registry, "families": families}
 
 
 # ---------------------------------------------------------------- markdown
@@ -226,6 +245,27 @@ def _models_md(summary: dict[str, Any]) -> str:
     return _table(headers, rows)
 
 
+def _coverage_md(coverage: dict[str, Any]) -> str:
+    headers = ["family", "classes tested", "models.json models", "hub", "tested", "passed"]
+    rows = [
+        [family, ", ".join(row["classes"]), row["models"], row["hub_models"],
+         row["tested_models"], row["passed_models"]]
+        for family, row in coverage["families"].items()
+    ]  # fmt: skip
+    parts = [_table(headers, rows)]
+    if coverage["tiny_only"]:
+        parts.append(
+            f"Families with only their tiny checkpoint: {', '.join(coverage['tiny_only'])}."
+        )
+    untested = coverage["untested_classes"]
+    if untested:
+        keys = ["class", "model_type", "task", "models", "downloads", "most_downloaded"]
+        parts.append(f"Classes in models.json that no family tests ({len(untested)}):")
+        parts.append(_table([k.replace("_", " ") for k in keys],
+                            [[row[k] for k in keys] for row in untested]))  # fmt: skip
+    return "\n\n".join(parts)
+
+
 def render_markdown(summary: dict[str, Any]) -> str:
     """summary.md: totals, the class x hardware matrix, the per-model table, unreadable files."""
     totals = summary["totals"]
@@ -240,6 +280,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
         parts += ["## Models", _models_md(summary)]
     else:
         parts.append("No result records found.")
+    if summary.get("coverage"):
+        parts += ["## Coverage", _coverage_md(summary["coverage"])]
     if summary["unreadable"]:
         rows = [[item["path"], item["error"]] for item in summary["unreadable"]]
         parts += ["## Unreadable records", _table(["file", "error"], rows)]
@@ -295,14 +337,15 @@ def _by_hardware(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def write_report(results_dir: Path) -> dict[str, Any]:
-    """Build the report tree under results_dir and return the summary."""
+def write_report(results_dir: Path, registry: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build the report tree under results_dir (with the registry's coverage, when given) and
+    return the summary."""
     results_dir = Path(results_dir)
     report = build_report(results_dir)
     records = report["records"]
     _write_groups(results_dir / "by_class", _by_class(records))
     _write_groups(results_dir / "by_hardware", _by_hardware(records))
-    summary = summarize(results_dir, report)
+    summary = summarize(results_dir, report, registry)
     _write_json(results_dir / "summary.json", summary)
     atomic_write_text(results_dir / "summary.md", render_markdown(summary))
     return summary

@@ -34,7 +34,7 @@ def resolve_hub(model_id: str, revision: str | None = None) -> Source:
         return Source(model_id, "local", str(local.resolve()), "local directory")
     snapshot = cached_snapshot(model_id, revision)
     at = f" at revision {revision!r}" if revision else ""
-    if _offline():
+    if offline():
         if snapshot is None:
             raise Unavailable(f"HF_HUB_OFFLINE is set and the model{at} is not in the HF cache")
     else:
@@ -88,7 +88,7 @@ def cached_snapshot(model_id: str, revision: str | None = None) -> Path | None:
     return path if weights else None
 
 
-def _offline() -> bool:
+def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
 
 

@@ -10,7 +10,15 @@ from packaging.requirements import InvalidRequirement, Requirement
 from hfmatrix.errors import UserError
 from hfmatrix.files import Checker, read_json, read_toml
 
-FAMILY_KEYS = {"family", "class", "task", "default_model", "dependencies", "description"}
+FAMILY_KEYS = {
+    "family",
+    "class",
+    "architectures",
+    "task",
+    "default_model",
+    "dependencies",
+    "description",
+}
 HARDWARE_KEYS = {"hardware", "description", "dependencies"}
 OVERRIDE_KEYS = {"additional_deps", "requires_remote_code", "revision", "notes"}
 
@@ -25,6 +33,7 @@ class FamilySpec:
     default_model: str
     dependencies: list[str]
     description: str = ""
+    architectures: dict[str, str] = field(default_factory=dict)  # class -> config model_type
 
 
 @dataclass(frozen=True)
@@ -89,7 +98,7 @@ def load_family_spec(path: Path) -> FamilySpec:
     """Read env_specs/<family>.toml."""
     data, text = read_toml(path)
     check = Checker(path, text)
-    check.keys(data, "family spec", FAMILY_KEYS - {"description"}, FAMILY_KEYS)
+    check.keys(data, "family spec", FAMILY_KEYS - {"description", "architectures"}, FAMILY_KEYS)
     for key in ("family", "class", "task", "default_model"):
         check.typed(data, key, str, "family spec")
     if data["family"] != path.stem:
@@ -104,7 +113,21 @@ def load_family_spec(path: Path) -> FamilySpec:
         default_model=data["default_model"],
         dependencies=deps,
         description=check.optional(data, "description", str, "family spec", ""),
+        architectures=architectures(data, check),
     )
+
+
+def architectures(data: dict, check: Checker) -> dict[str, str]:
+    """The spec's {class: model_type} table (default: its one class, model_type unknown);
+    it must name the spec's own class."""
+    table = check.table(data.get("architectures", {data["class"]: ""}), "architectures")
+    for name, model_type in table.items():
+        if not isinstance(model_type, str):
+            raise check.fail(f"architectures.{name} must be a model_type string", name)
+    if data["class"] not in table:
+        raise check.fail(f"architectures must include the class {data['class']!r}",
+                         "architectures")  # fmt: skip
+    return dict(table)
 
 
 def load_hardware_spec(path: Path) -> HardwareSpec:

@@ -1,0 +1,186 @@
+"""The ``hfmatrix`` command: report, check-env, models, discover, coverage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from tabulate import tabulate
+
+from hfmatrix.cli import (
+    OneLineParser,
+    count_value,
+    project_or_none,
+    results_dir,
+    say,
+    whole_number,
+)
+from hfmatrix.errors import UserError
+from hfmatrix.project import Project
+from hfmatrix.registry import TIERS
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``hfmatrix`` command."""
+    parser = OneLineParser(prog="hfmatrix", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    report = commands.add_parser("report", help="merge raw records into the report tree")
+    report.add_argument("--results-dir", default=None, metavar="DIR")
+    check = commands.add_parser(
+        "check-env", help="does this environment satisfy a family's env specs (prepared machines)"
+    )
+    check.add_argument("--family", required=True)
+    check.add_argument("--hardware", required=True)
+    check.add_argument("--model", action="append", default=[], metavar="ID")
+    listing = commands.add_parser(
+        "models", help="the registry's models (filtered), and whether each can run here"
+    )
+    listing.add_argument("--family")
+    listing.add_argument("--class", dest="model_class", metavar="CLASS")
+    listing.add_argument("--task")
+    listing.add_argument("--tier", choices=TIERS)
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    find = commands.add_parser(
+        "discover", help="add the Hub's most downloaded models of each class to models.json"
+    )
+    find.add_argument("--per-class", type=count_value, default=5, metavar="N",
+                      help="models kept per architecture class (default 5)")  # fmt: skip
+    find.add_argument("--min-downloads", type=whole_number, default=1000, metavar="N",
+                      help="leave out models with fewer downloads (default 1000)")  # fmt: skip
+    find.add_argument("--scan", type=count_value, default=500, metavar="N",
+                      help="models read per Hub query at most (default 500)")  # fmt: skip
+    cover = commands.add_parser(
+        "coverage", help="classes in models.json no family tests; families with no hub models"
+    )
+    cover.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = {
+        "report": write_report,
+        "check-env": check_env,
+        "models": list_models,
+        "discover": discover,
+        "coverage": show_coverage,
+    }[args.command]
+    try:
+        return handler(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def registry_coverage(project: Project) -> dict[str, Any]:
+    from hfmatrix.registry import coverage
+
+    specs = project.family_specs()
+    return coverage(project.models, {f: list(spec.architectures) for f, spec in specs.items()})
+
+
+def write_report(args: argparse.Namespace) -> int:
+    """``hfmatrix report``: the report tree, with the registry's coverage in a project."""
+    from hfmatrix.report import write_report
+
+    project = project_or_none()
+    directory = results_dir(project, args.results_dir)
+    summary = write_report(directory, registry_coverage(project) if project else None)
+    totals = ", ".join(f"{k} {v}" for k, v in summary["totals"].items() if v)
+    print(f"report: {directory / 'summary.md'} ({totals or 'no records'})")
+    return 0
+
+
+def list_models(args: argparse.Namespace) -> int:
+    """``hfmatrix models``: the registry's entries that match, each with its availability."""
+    from hfmatrix.registry import query
+    from hfmatrix.sources import availability
+
+    project = Project.find()
+    if args.family is not None:
+        project.family_spec(args.family)  # an unknown family is a mistake
+    rows = []
+    for entry in query(project.models, args.family, args.model_class, args.task, args.tier):
+        if entry.family is None:
+            runs, where = False, "no family tests its class"
+        else:
+            runs, where = availability(entry.model_id, entry.tier)
+        rows.append({"model_id": entry.model_id, **entry.fields(),
+                     "available": runs, "where": where})  # fmt: skip
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    keys = ("model_id", "family", "class", "task", "tier", "downloads")
+    table = [[*(row.get(key) for key in keys), "yes" if row["available"] else "no", row["where"]]
+             for row in rows]  # fmt: skip
+    headers = ("model", "family", "class", "task", "tier", "downloads", "runs here",
+               "from / why not")  # fmt: skip
+    print(tabulate(table, headers=headers, missingval="-") if rows else "no model matches")
+    return 0
+
+
+def discover(args: argparse.Namespace) -> int:
+    """``hfmatrix discover``: models.json refreshed from the Hub, or left as it was."""
+    from hfmatrix.discovery import DiscoveryError, Plan
+    from hfmatrix.discovery import discover as ask_hub
+    from hfmatrix.registry import write_models
+
+    project = Project.find()
+    path = project.root / "models.json"
+    plan = Plan(args.per_class, args.min_downloads, args.scan)
+    try:
+        found = ask_hub(project.models, project.family_specs(), plan, say)
+    except DiscoveryError as exc:
+        print(f"error: hfmatrix discover: {exc}; {path} is unchanged", file=sys.stderr)
+        return 1
+    write_models(path, found.models)
+    discovered = [e for e in found.models.values() if e.source == "discovered"]
+    classes = {entry.model_class for entry in discovered}
+    print(f"{path}: {len(discovered)} discovered models of {len(classes)} classes "
+          f"({len(found.added)} new, {len(found.removed)} gone), "
+          f"{len(found.models) - len(discovered)} curated")  # fmt: skip
+    return 0
+
+
+def show_coverage(args: argparse.Namespace) -> int:
+    """``hfmatrix coverage``: what the families test against what models.json holds."""
+    report = registry_coverage(Project.find())
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    rows = [[family, ", ".join(row["classes"]), row["models"], row["hub_models"]]
+            for family, row in report["families"].items()]  # fmt: skip
+    print(tabulate(rows, headers=("family", "classes tested", "models", "hub models")))
+    print(f"\nfamilies with only their tiny checkpoint: {', '.join(report['tiny_only']) or '-'}")
+    untested = report["untested_classes"]
+    print(f"\nclasses in models.json that no family tests: {len(untested)}")
+    if untested:
+        keys = ("class", "model_type", "task", "models", "downloads", "most_downloaded")
+        table = [[row[key] for key in keys] for row in untested]
+        print(tabulate(table, headers=[key.replace("_", " ") for key in keys], missingval="-"))
+    return 0
+
+
+def check_env(args: argparse.Namespace) -> int:
+    """Print each requirement of (family, hardware, models) with the installed version; exit 2
+    with one line naming what is missing or outside its range."""
+    from importlib import metadata
+
+    from hfmatrix.specs import installed_versions
+
+    project = Project.find()
+    own = metadata.requires("hfmatrix") or []  # the harness's own dependencies
+    requirements = [*project.install_requirements(args.family, args.hardware, args.model), *own]
+    rows = installed_versions(list(dict.fromkeys(requirements)))
+    table = [(req, version or "-", "yes" if ok else "NO") for req, version, ok in rows]
+    print(tabulate(table, headers=("requirement", "installed", "satisfied")))
+    unmet = [f"{req} ({version or 'not installed'})" for req, version, ok in rows if not ok]
+    if unmet:
+        specs = f"env_specs/{args.family}.toml and env_specs/hardware/{args.hardware}.toml"
+        print(f"error: this environment does not satisfy {specs}: {'; '.join(unmet)}",
+              file=sys.stderr)  # fmt: skip
+        return UserError.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
