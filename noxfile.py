@@ -5,6 +5,7 @@ nox -s "bert(hardware='cpu')"        one family on one backend
 nox -t cuda                          one backend across families
 nox -s bert -- --model bert-base-uncased
 nox -s report                        merge results into test_results/
+nox -s discover                      refresh models.json from the Hub
 """
 
 from __future__ import annotations
@@ -142,12 +143,23 @@ def tests(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", *session.posargs, env={"OMP_NUM_THREADS": "1"})
 
 
-@nox.session
-def report(session: nox.Session) -> None:
-    """Merge every raw record into test_results/ (by_class, by_hardware, summary)."""
+def hfmatrix_command(session: nox.Session, command: str) -> None:
+    """Run ``hfmatrix <command>`` in an environment with the harness alone (no torch)."""
     if not isinstance(session.virtualenv, PassthroughEnv):
         session.install("-e", str(ROOT))
-    session.run("python", "-m", "hfmatrix", "report", *session.posargs)
+    session.run("python", "-m", "hfmatrix", command, *session.posargs)
+
+
+@nox.session
+def report(session: nox.Session) -> None:
+    """Merge every raw record into test_results/ (by_class, by_hardware, summary, coverage)."""
+    hfmatrix_command(session, "report")
+
+
+@nox.session
+def discover(session: nox.Session) -> None:
+    """Refresh models.json from the Hub: the most downloaded models of each class."""
+    hfmatrix_command(session, "discover")
 
 
 @nox.session

@@ -40,6 +40,40 @@ def hub_model(
     }
 
 
+# What tests/test_discover.py serves: models of tested and untested classes, under and over
+# the download floor, without a config, gated, with their own code; curated ids renamed.
+SERVED = [
+    hub_model("google-bert/bert-base-uncased", "BertForMaskedLM", "bert", 50_000_000, "fill-mask"),
+    hub_model("google-bert/bert-large-uncased", "BertForMaskedLM", "bert", 2_000_000, "fill-mask"),
+    hub_model("acme/bert-sentiment", "BertForSequenceClassification", "bert", 5_000_000,
+              "text-classification"),
+    hub_model("acme/bert-mlm-1", "BertForMaskedLM", "bert", 900_000, "fill-mask"),
+    hub_model("acme/bert-mlm-2", "BertForMaskedLM", "bert", 500_000, "fill-mask"),
+    hub_model("acme/bert-no-config", None, "bert", 400_000),
+    hub_model("acme/bert-mlm-3", "BertForMaskedLM", "bert", 300_000, "fill-mask"),
+    hub_model("acme/bert-rare", "BertForMaskedLM", "bert", 999, "fill-mask"),  # under the floor
+    hub_model("distilbert/distilbert-base-uncased", "DistilBertForMaskedLM", "distilbert",
+              10_000_000, "fill-mask"),
+    hub_model("acme/distil-sst2", "DistilBertForSequenceClassification", "distilbert",
+              7_000_000, "text-classification"),
+    hub_model("google-t5/t5-small", "T5ForConditionalGeneration", "t5", 3_000_000,
+              "translation"),
+    hub_model("acme/t5-summaries", "T5ForConditionalGeneration", "t5", 40_000,
+              "summarization"),
+    hub_model("Qwen/Qwen2.5-0.5B", "Qwen2ForCausalLM", "qwen2", 20_000_000, "text-generation"),
+    hub_model("acme/own-llama", "LlamaForCausalLM", "llama", 60_000, "text-generation",
+              tags=["custom_code"], config={"auto_map": {"AutoModelForCausalLM": "m.Own"}}),
+    hub_model("meta-llama/Llama-2-7b-hf", "LlamaForCausalLM", "llama", 1_500_000,
+              "text-generation", gated="manual"),
+]  # fmt: skip
+RENAMED = {
+    "bert-base-uncased": "google-bert/bert-base-uncased",
+    "bert-large-uncased": "google-bert/bert-large-uncased",
+    "distilbert-base-uncased": "distilbert/distilbert-base-uncased",
+    "t5-small": "google-t5/t5-small",
+}
+
+
 @dataclass
 class FakeHub:
     """Answers the `hub` fixture's requests from ``models``; ``renamed`` maps an old id to
@@ -53,7 +87,7 @@ class FakeHub:
     def __call__(self, request: Any) -> tuple[int, dict[str, str], bytes]:
         url = urlsplit(request.path)
         query = parse_qs(url.query)
-        self.requests.append((url.path, query, dict(request.headers)))
+        self.requests.append((url.path, query, {k.lower(): v for k, v in request.headers.items()}))
         for prefix, status in self.status.items():
             if url.path.startswith(prefix):
                 return _json(status, {"error": f"status {status}"})

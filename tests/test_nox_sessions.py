@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from fake_hub import RENAMED, SERVED, FakeHub
 from families_helpers import import_family, records_by_model
 from faults import fault_checkpoint, project_copy, truncated_checkpoint, trusted
 
@@ -73,6 +74,9 @@ def test_bert_sessions_and_report(bert_run):
     assert (tmp / "results" / "by_class" / "bert_models.json").is_file()
     assert (tmp / "results" / "by_hardware" / "cpu_results.json").is_file()
     assert "| bert" in (tmp / "results" / "summary.md").read_text()
+    coverage = summary["coverage"]["families"]["bert"]  # models.json against these records
+    assert coverage["hub_models"] == 3 and coverage["tested_models"] == 1
+    assert coverage["passed_models"] == 1
 
 
 def test_junit_xml_has_one_case_per_model(bert_run):
@@ -80,6 +84,27 @@ def test_junit_xml_has_one_case_per_model(bert_run):
     cases = ET.parse(tmp / "results" / "junit" / "bert-cpu.xml").getroot().iter("testcase")
     names = sorted(case.get("name") for case in cases)
     assert names == ["TestBertModels[bert-base-uncased-cpu]", "TestBertModels[tiny-bert-cpu]"]
+
+
+def test_discover_session_then_a_representative_run(bert_run, workspace, hub):
+    """nox -s discover fills a project's models.json from the local Hub; a bert session
+    with --representative 1 then runs the tiny checkpoint and the top model of each class."""
+    tmp, env = workspace
+    copy = project_copy(tmp / "discovering")
+    endpoint = hub(FakeHub([dict(model) for model in SERVED], dict(RENAMED)))
+    online = {key: value for key, value in env.items() if key != "HF_HUB_OFFLINE"}
+    done = nox(copy / "noxfile.py", {**online, "HF_ENDPOINT": endpoint},
+               "--envdir", str(tmp / "envs"), "-s", "discover")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "8 discovered models of 6 classes (8 new, 0 gone)" in done.stdout + done.stderr
+    results = tmp / "representative"
+    args = ("-s", "bert(hardware='cpu')", "--", "--representative", "1")
+    done = nox(copy / "noxfile.py", env, "--envdir", str(tmp / "envs"), *args,
+               "--results-dir", str(results))  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    ran = records_by_model(results, "bert-cpu")
+    assert set(ran) == {"tiny-bert", "bert-base-uncased", "distilbert-base-uncased"}
+    assert ran["tiny-bert"]["status"] == "passed"
 
 
 def test_report_environment_has_no_torch(bert_run):

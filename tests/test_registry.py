@@ -313,3 +313,68 @@ def test_models_json_family_must_exist(project):
     (project.root / "models.json").write_text(json.dumps(models, indent=2))
     with pytest.raises(UserError, match=r"models\['x'\]\.family 'bret' is unknown"):
         project.select_models("bert", [], True)
+
+
+# --- schema 2: the Hub's fields, discovered entries ---------------------------------------------
+
+HUB_FIELDS = {"model_type": "bert", "downloads": 7, "likes": 1, "gated": False,
+              "last_modified": "2024-03-01T12:00:00Z", "remote_code": False}  # fmt: skip
+
+
+def test_schema_2_entry_round_trips(tmp_path):
+    from hfmatrix.registry import render_models
+
+    models = {
+        "a": entry(**HUB_FIELDS),
+        "b": {"class": "Qwen2ForCausalLM", "family": None, "task": None, "tier": "hub",
+              "source": "discovered", "downloads": 3},
+    }  # fmt: skip
+    loaded = load_models(write_models(tmp_path / "models.json", models, schema=2))
+    assert loaded["a"].downloads == 7 and loaded["a"].gated is False
+    assert (loaded["b"].family, loaded["b"].task, loaded["b"].likes) == (None, None, None)
+    text = render_models(loaded)
+    assert json.loads(text)["models"]["a"] == {**entry(**HUB_FIELDS), "source": "curated"}
+    (tmp_path / "again.json").write_text(text)
+    assert load_models(tmp_path / "again.json") == loaded
+    assert len(text.splitlines()) == 7  # one line per model, 5 around them
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"family": None}, "family may be null only for a discovered model"),
+        ({"task": None}, "task is needed: the pipeline task its family runs"),
+        ({"downloads": -1}, "downloads must not be negative"),
+        ({"downloads": True}, "downloads must be int, not bool"),
+        ({"likes": "9"}, "likes must be int, not str"),
+        ({"gated": "manual"}, "gated must be bool, not str"),
+        ({"source": "scraped"}, "source must be one of curated, discovered"),
+    ],
+)
+def test_schema_2_mistakes_name_file_and_line(tmp_path, change, message):
+    err = models_error(tmp_path, {"a": entry(), "b": entry(**change)}, schema=2)
+    assert message in str(err)
+    assert err.line is not None and err.line >= 9  # b's lines, not a's
+
+
+def test_representative_takes_the_most_downloaded_of_each_class(tmp_path):
+    from hfmatrix.registry import representative
+
+    distil = {"class": "DistilBertForMaskedLM"}
+    models = load_models(write_models(tmp_path / "models.json", {
+        "tiny": entry("tiny"),
+        "low": entry(downloads=10), "high": entry(downloads=900), "unknown": entry(),
+        "mid": entry(downloads=500), "d1": entry(**distil), "d2": entry(**distil, downloads=1),
+    }, schema=2))  # fmt: skip
+    chosen = [e.model_id for e in representative(models, "bert", 2)]
+    assert chosen == ["tiny", "high", "mid", "d2", "d1"]
+    assert [e.model_id for e in representative(models, "bert", 1)] == ["tiny", "high", "d2"]
+    assert [e.model_id for e in representative(models, "gpt", 3)] == []
+
+
+def test_select_models_representative(project):
+    assert project.select_models("bert", [], False, 1) == [
+        "tiny-bert",
+        "bert-base-uncased",
+        "distilbert-base-uncased",
+    ]  # fmt: skip  (no download counts yet: by id within each class)

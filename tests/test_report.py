@@ -302,3 +302,35 @@ def test_hfmatrix_report_command(tmp_path: Path, monkeypatch, capsys) -> None:
     (tmp_path / "file").write_text("x")
     assert main(["report", "--results-dir", str(tmp_path / "file")]) == 2
     assert "not a directory" in capsys.readouterr().err
+
+
+def test_coverage_of_the_registry_by_the_records(results: Path) -> None:
+    registry = {
+        "families": {
+            "bert": {"classes": ["BertForMaskedLM"], "models": 4, "hub_models": 3},
+            "gpt": {"classes": ["GPT2LMHeadModel"], "models": 4, "hub_models": 3},
+            "sam": {"classes": ["SamModel"], "models": 1, "hub_models": 0},
+        },
+        "tiny_only": ["sam"],
+        "untested_classes": [
+            {"class": "Qwen2ForCausalLM", "model_type": "qwen2", "task": "text-generation",
+             "models": 2, "downloads": 2000, "most_downloaded": "Qwen/Qwen2.5-0.5B"}
+        ],
+    }  # fmt: skip
+    summary = write_report(results, registry)
+    families = summary["coverage"]["families"]
+    # bert: two models ran (bert-base-uncased was only skipped), both passed
+    assert (families["bert"]["tested_models"], families["bert"]["passed_models"]) == (2, 2)
+    # gpt: tiny-gpt2 failed on cpu and passed on openvino; gpt2 timed out
+    assert (families["gpt"]["tested_models"], families["gpt"]["passed_models"]) == (2, 0)
+    assert (families["sam"]["tested_models"], families["sam"]["passed_models"]) == (0, 0)
+    assert summary["coverage"]["untested_classes"] == registry["untested_classes"]
+    assert _read(results / "summary.json")["coverage"] == summary["coverage"]
+    text = (results / "summary.md").read_text()
+    assert "## Coverage" in text
+    rows = [row.split("|")[1:-1] for row in text.splitlines() if row.startswith("| bert ")]
+    assert [cell.strip() for cell in rows[-1]] == ["bert", "BertForMaskedLM", "4", "3", "2", "2"]
+    assert "Families with only their tiny checkpoint: sam." in text
+    assert "| Qwen2ForCausalLM | qwen2" in text
+    assert write_report(results)["coverage"] is None  # outside a project: no registry
+    assert "## Coverage" not in (results / "summary.md").read_text()

@@ -313,3 +313,33 @@ def test_installed_versions_says_what_is_missing_or_out_of_range():
         ("hfmatrix-no-such-package", False),
     ]
     assert rows[2][1] is None
+
+
+# --- architectures: the classes a family tests ------------------------------------------------
+
+
+def test_architectures_default_to_the_spec_class(tmp_path):
+    spec = load_family_spec(write(tmp_path / "bert.toml", FAMILY))
+    assert spec.architectures == {"BertForMaskedLM": ""}
+
+
+def test_repo_specs_name_their_classes_model_types():
+    spec = load_family_spec(SPECS / "bert.toml")
+    assert spec.architectures == {"BertForMaskedLM": "bert", "DistilBertForMaskedLM": "distilbert"}
+    for path in SPECS.glob("*.toml"):
+        spec = load_family_spec(path)
+        assert spec.model_class in spec.architectures and all(spec.architectures.values())
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('{ DistilBertForMaskedLM = "distilbert" }', "architectures must include the class"),
+        ("{ BertForMaskedLM = 3 }", "architectures.BertForMaskedLM must be a model_type string"),
+        ('"bert"', "architectures must be a table/object"),
+    ],
+)
+def test_bad_architectures_name_file_and_line(tmp_path, table, message):
+    err = family_error(tmp_path, FAMILY + f"architectures = {table}\n")
+    assert message in str(err)
+    assert err.line == FAMILY.count("\n") + 1

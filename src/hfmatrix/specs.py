@@ -123,7 +123,7 @@ def architectures(data: dict, check: Checker) -> dict[str, str]:
     table = check.table(data.get("architectures", {data["class"]: ""}), "architectures")
     for name, model_type in table.items():
         if not isinstance(model_type, str):
-            raise check.fail(f"architectures.{name} must be a model_type string", name)
+            raise check.fail(f"architectures.{name} must be a model_type string", "architectures")
     if data["class"] not in table:
         raise check.fail(f"architectures must include the class {data['class']!r}",
                          "architectures")  # fmt: skip
