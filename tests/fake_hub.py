@@ -40,16 +40,24 @@ def hub_model(
     }
 
 
+def without_config(model: dict[str, Any]) -> dict[str, Any]:
+    """A model whose listing has no config at all."""
+    return {key: value for key, value in model.items() if key != "config"}
+
+
 # What tests/test_discover.py serves: models of tested and untested classes, under and over
-# the download floor, without a config, gated, with their own code; curated ids renamed.
+# the download floor, with odd or no configs, gated, with their own code; curated ids
+# renamed.
 SERVED = [
     hub_model("google-bert/bert-base-uncased", "BertForMaskedLM", "bert", 50_000_000, "fill-mask"),
     hub_model("google-bert/bert-large-uncased", "BertForMaskedLM", "bert", 2_000_000, "fill-mask"),
     hub_model("acme/bert-sentiment", "BertForSequenceClassification", "bert", 5_000_000,
               "text-classification"),
     hub_model("acme/bert-mlm-1", "BertForMaskedLM", "bert", 900_000, "fill-mask"),
-    hub_model("acme/bert-mlm-2", "BertForMaskedLM", "bert", 500_000, "fill-mask"),
-    hub_model("acme/bert-no-config", None, "bert", 400_000),
+    hub_model("acme/bert-mlm-2", "BertForMaskedLM", "bert", 500_000, "fill-mask", gated="auto"),
+    hub_model("acme/bert-odd", None, "bert", 450_000, config={"architectures": "BertForMaskedLM"}),
+    hub_model("acme/bert-no-architectures", None, "bert", 400_000),
+    without_config(hub_model("acme/bert-no-config", None, "bert", 350_000)),
     hub_model("acme/bert-mlm-3", "BertForMaskedLM", "bert", 300_000, "fill-mask"),
     hub_model("acme/bert-rare", "BertForMaskedLM", "bert", 999, "fill-mask"),  # under the floor
     hub_model("distilbert/distilbert-base-uncased", "DistilBertForMaskedLM", "distilbert",

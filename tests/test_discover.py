@@ -12,6 +12,7 @@ import pytest
 from fake_hub import RENAMED, SERVED, FakeHub, hub_model
 from faults import project_copy
 
+from hfmatrix import sources
 from hfmatrix.commands import main
 from hfmatrix.registry import load_models
 
@@ -58,6 +59,7 @@ def test_discover_fills_the_registry_with_the_served_models_per_class(project, s
     assert (qwen.family, qwen.task, qwen.model_type) == (None, "text-generation", "qwen2")
     assert models["acme/t5-summaries"].task == "text-generation"  # what the t5 family runs
     assert models["acme/own-llama"].remote_code is True
+    assert models["acme/bert-mlm-2"].gated is True  # "auto": gated, access granted on request
     # curated entries stay, with the stats of the repo the Hub serves them under
     assert {m for m, e in models.items() if e.source == "curated"} == set(before)
     for model_id, entry in before.items():
@@ -85,7 +87,7 @@ def test_discover_asks_as_huggingface_hub_does_and_pages(project, served):
     assert {"config", "downloads", "gated", "lastModified"} <= set(listings[0]["expand"])
     pages = [q["cursor"][0] for q in listings if q["filter"] == ["transformers", "bert"][:2]
              and "cursor" in q]  # fmt: skip
-    assert pages == ["3", "6"]  # 8 bert models, 3 a page; the floor stops at the third
+    assert pages == ["3", "6", "9"]  # 11 bert models, 3 a page; the floor stops on the 4th
     tokens = {headers.get("authorization") for _, _, headers in served.requests[1:]}
     assert tokens == {"Bearer hf_test_token"}
 
@@ -201,3 +203,16 @@ def test_discover_uses_the_projects_models_json_from_a_subdirectory(project, ser
     os.chdir(project / "families")
     assert main(["discover"]) == 0
     assert set(discovered(project)) == DISCOVERED
+
+
+def test_a_gated_model_runs_here_only_with_a_token(project, served, monkeypatch, capsys):
+    capsys.readouterr()
+    assert main(["models", "--class", "LlamaForCausalLM", "--json"]) == 0
+    rows = {row["model_id"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["meta-llama/Llama-2-7b-hf"]["available"] is True  # HF_TOKEN is set
+    monkeypatch.delenv("HF_TOKEN")
+    assert main(["models", "--class", "LlamaForCausalLM", "--json"]) == 0
+    rows = {row["model_id"]: row for row in json.loads(capsys.readouterr().out)}
+    gated = rows["meta-llama/Llama-2-7b-hf"]
+    assert (gated["available"], gated["where"]) == (False, sources.GATED)
+    assert rows["meta-llama/Llama-2-13b-hf"]["available"] is False  # not served at all

@@ -297,12 +297,6 @@ def test_model_argument_hub_ids(value):
 
 
 def test_model_of_another_family_is_a_user_error(project):
-    models = json.loads((project.root / "models.json").read_text())
-    shutil.copy(project.root / "env_specs" / "bert.toml", project.root / "env_specs" / "gpt.toml")
-    spec = project.root / "env_specs" / "gpt.toml"
-    spec.write_text(spec.read_text().replace('family = "bert"', 'family = "gpt"'))
-    models["models"]["gpt2"] = {**BERT, "class": "GPT2LMHeadModel", "family": "gpt", "tier": "hub"}
-    (project.root / "models.json").write_text(json.dumps(models))
     with pytest.raises(UserError, match="gpt2 is a gpt-family model"):
         project.select_models("bert", ["gpt2"], False)
 
@@ -378,3 +372,31 @@ def test_select_models_representative(project):
         "bert-base-uncased",
         "distilbert-base-uncased",
     ]  # fmt: skip  (no download counts yet: by id within each class)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"source": "discovered", "tier": "tiny"}, "a discovered model's tier is hub"),
+        ({"last_modified": "last week"}, "last_modified must be an ISO 8601 time"),
+    ],
+)
+def test_discovered_fields_are_checked(tmp_path, change, message):
+    assert message in str(models_error(tmp_path, {"a": entry(**change)}, schema=2))
+
+
+def test_a_class_its_family_does_not_test_is_an_error(project):
+    path = project.root / "models.json"
+    data = json.loads(path.read_text())
+    data["models"]["acme/roberta"] = entry(**{"class": "RobertaForMaskedLM"})
+    path.write_text(json.dumps(data, indent=1))
+    with pytest.raises(UserError, match="'RobertaForMaskedLM' is not a class the bert family"):
+        project.models  # noqa: B018
+
+
+def test_two_families_claiming_one_class_is_an_error(project):
+    spec = project.root / "env_specs" / "gpt.toml"
+    claim = 'GPT2LMHeadModel = "gpt2", BertForMaskedLM = "bert"'
+    spec.write_text(spec.read_text().replace('GPT2LMHeadModel = "gpt2"', claim))
+    with pytest.raises(UserError, match="BertForMaskedLM is tested by the bert family already"):
+        project.family_specs()

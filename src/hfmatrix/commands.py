@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tabulate import tabulate
@@ -20,7 +21,9 @@ from hfmatrix.cli import (
 )
 from hfmatrix.errors import UserError
 from hfmatrix.project import Project
-from hfmatrix.registry import TIERS
+from hfmatrix.registry import TIERS, ModelEntry
+
+AVAILABILITY_THREADS = 8
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,14 +101,17 @@ def list_models(args: argparse.Namespace) -> int:
     project = Project.find()
     if args.family is not None:
         project.family_spec(args.family)  # an unknown family is a mistake
-    rows = []
-    for entry in query(project.models, args.family, args.model_class, args.task, args.tier):
+    entries = query(project.models, args.family, args.model_class, args.task, args.tier)
+
+    def row(entry: ModelEntry) -> dict[str, Any]:
         if entry.family is None:
             runs, where = False, "no family tests its class"
         else:
             runs, where = availability(entry.model_id, entry.tier)
-        rows.append({"model_id": entry.model_id, **entry.fields(),
-                     "available": runs, "where": where})  # fmt: skip
+        return {"model_id": entry.model_id, **entry.fields(), "available": runs, "where": where}
+
+    with ThreadPoolExecutor(max_workers=AVAILABILITY_THREADS) as pool:  # each may ask the Hub
+        rows = list(pool.map(row, entries))
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

@@ -38,7 +38,6 @@ class Found:
     models: dict[str, ModelEntry]
     added: list[str]
     removed: list[str]
-    read: int
 
 
 def discover(
@@ -64,7 +63,7 @@ def discover(
             seen.setdefault(entry.model_id, entry)
     chosen = _most_downloaded(seen.values(), plan.per_class)
     curated = _refresh_curated(api, current, say)
-    return _merge(current, curated, chosen, len(seen))
+    return _merge(current, curated, chosen)
 
 
 def _listing(
@@ -80,28 +79,42 @@ def _listing(
     tags = [LIBRARY, model_type] if model_type else [LIBRARY]
     say(f"discover: {label}: the {plan.scan} most downloaded at most ...")
     read = kept = 0
-    try:
-        for info in api.list_models(filter=tags, sort="downloads", limit=plan.scan,
-                                    expand=EXPAND):  # fmt: skip
-            if (info.downloads or 0) < plan.min_downloads:
-                break
-            read += 1
-            if read % PROGRESS_EVERY == 0:
-                say(f"    {read} read ({info.downloads} downloads)")
-            entry = hub_entry(info, covers)
-            if entry is not None:
-                kept += 1
-                yield entry
-    except Exception as exc:  # HTTP errors after huggingface_hub's retries, bad answers
-        raise DiscoveryError(f"listing {label} failed: {_why(exc)}") from None
+    for info in _models(api, tags, plan.scan, label):
+        if info.downloads is None:  # no count: cannot rank it
+            continue
+        if info.downloads < plan.min_downloads:
+            break
+        read += 1
+        if read % PROGRESS_EVERY == 0:
+            say(f"    {read} read ({info.downloads} downloads)")
+        entry = hub_entry(info, covers)
+        if entry is not None:
+            kept += 1
+            yield entry
     say(f"    {read} models read, {kept} with an architecture class")
+
+
+def _models(api: Any, tags: list[str], scan: int, label: str) -> Iterator[Any]:
+    """huggingface_hub's listing, most downloaded first; a failed request (after its
+    retries) or an answer it cannot read is a DiscoveryError."""
+    listing = iter(api.list_models(filter=tags, sort="downloads", limit=scan, expand=EXPAND))
+    while True:
+        try:
+            info = next(listing)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise DiscoveryError(f"listing {label} failed: {_why(exc)}") from None
+        yield info
 
 
 def hub_entry(info: Any, covers: dict[str, FamilySpec]) -> ModelEntry | None:
     """A discovered entry for one listed model (None when its config names no class)."""
     config = info.config if isinstance(info.config, dict) else {}
-    architectures = config.get("architectures") or []
-    if not architectures or not isinstance(architectures[0], str):
+    architectures = config.get("architectures")
+    if not isinstance(architectures, list) or not architectures:
+        return None
+    if not isinstance(architectures[0], str) or not architectures[0].isidentifier():
         return None
     spec = covers.get(architectures[0])
     return ModelEntry(
@@ -162,7 +175,6 @@ def _merge(
     current: dict[str, ModelEntry],
     curated: dict[str, tuple[str, dict[str, Any]]],
     chosen: list[ModelEntry],
-    read: int,
 ) -> Found:
     """Curated entries (in file order, with fresh stats), then the chosen discovered ones by
     family, class and downloads; a discovered id that is a curated model is not repeated."""
@@ -179,7 +191,7 @@ def _merge(
         models[entry.model_id] = entry
     before = {m for m, e in current.items() if e.source == "discovered"}
     after = {entry.model_id for entry in new}
-    return Found(models, sorted(after - before), sorted(before - after), read)
+    return Found(models, sorted(after - before), sorted(before - after))
 
 
 def _why(exc: Exception) -> str:

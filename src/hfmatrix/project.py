@@ -48,7 +48,17 @@ class Project:
         return sorted(path.stem for path in (self.root / "env_specs").glob("*.toml"))
 
     def family_specs(self) -> dict[str, FamilySpec]:
-        return {family: self.family_spec(family) for family in self.families()}
+        """Every family's spec; two families that claim one class are a UserError."""
+        specs = {family: self.family_spec(family) for family in self.families()}
+        owner: dict[str, str] = {}
+        for family, spec in specs.items():
+            for name in spec.architectures:
+                if name in owner:
+                    path = self.root / "env_specs" / f"{family}.toml"
+                    raise UserError(f"architectures: {name} is tested by the {owner[name]} "
+                                    "family already", path)  # fmt: skip
+                owner[name] = family
+        return specs
 
     def hardware_names(self) -> list[str]:
         return sorted(path.stem for path in (self.root / "env_specs" / "hardware").glob("*.toml"))
@@ -70,7 +80,10 @@ class Project:
 
     @cached_property
     def models(self) -> dict[str, ModelEntry]:
-        return load_models(self.root / "models.json", set(self.families()))
+        specs = self.family_specs()
+        return load_models(
+            self.root / "models.json", {f: list(spec.architectures) for f, spec in specs.items()}
+        )
 
     def family_models(self, family: str) -> list[ModelEntry]:
         return family_models(self.models, family)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +56,11 @@ class ModelEntry:
         return out
 
 
-def load_models(path: Path, families: set[str] | None = None) -> dict[str, ModelEntry]:
+def load_models(path: Path, families: dict[str, list[str]] | None = None) -> dict[str, ModelEntry]:
     """Read and validate models.json: {"schema": 2, "models": {model_id: {...}}}.
 
-    With ``families``, an entry naming any other family is an error."""
+    With ``families`` (family -> the classes it tests), an entry naming another family,
+    or a class its family does not test, is an error."""
     data, text = read_json(path)
     check = Checker(path, text)
     check.table(data, "models.json")
@@ -71,7 +73,9 @@ def load_models(path: Path, families: set[str] | None = None) -> dict[str, Model
     }
 
 
-def _entry(model_id: str, entry: Any, check: Checker, families: set[str] | None) -> ModelEntry:
+def _entry(
+    model_id: str, entry: Any, check: Checker, families: dict[str, list[str]] | None
+) -> ModelEntry:
     where = f"models[{model_id!r}]"
     check.table(entry, model_id)
     check.keys(entry, where, set(REQUIRED), {*REQUIRED, *OPTIONAL})
@@ -93,14 +97,33 @@ def _entry(model_id: str, entry: Any, check: Checker, families: set[str] | None)
     if families is not None and family is not None and family not in families:
         known = ", ".join(sorted(families))
         raise check.fail(f"{where}.family {family!r} is unknown (known: {known})", "family")
+    if families and family in families and entry["class"] not in families[family]:
+        tested = ", ".join(families[family])
+        raise check.fail(
+            f"{where}.class {entry['class']!r} is not a class the {family} family "
+            f"tests ({tested}: env_specs/{family}.toml architectures)",
+            "class",
+        )
     if family is not None and task is None:
         raise check.fail(f"{where}.task is needed: the pipeline task its family runs", "task")
     if entry["tier"] not in TIERS:
         raise check.fail(f"{where}.tier must be one of {', '.join(TIERS)}", "tier")
+    if source == "discovered" and entry["tier"] != "hub":
+        raise check.fail(f"{where}: a discovered model's tier is hub", "tier")
+    if values["last_modified"] is not None and not _timestamp(values["last_modified"]):
+        raise check.fail(f"{where}.last_modified must be an ISO 8601 time", "last_modified")
     for key in ("downloads", "likes"):
         if values[key] is not None and values[key] < 0:
             raise check.fail(f"{where}.{key} must not be negative", key)
     return ModelEntry(model_id, entry["class"], family, task, entry["tier"], source, **values)
+
+
+def _timestamp(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
 
 
 def render_models(models: dict[str, ModelEntry]) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 PROBE_TIMEOUT_S = 5.0
 HUB = "https://huggingface.co"
+GATED = "gated on the Hub: needs HF_TOKEN with access to it"
 
 
 @dataclass
@@ -53,7 +54,7 @@ def resolve_hub(model_id: str, revision: str | None = None) -> Source:
 def hub_commit(model_id: str, revision: str | None) -> str | None:
     """The commit the Hub serves for ``revision``; Unavailable for a gated or unreachable
     repo. A missing repo or revision raises (the model's record is an error)."""
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi, get_token
     from huggingface_hub.errors import (
         GatedRepoError,
         RepositoryNotFoundError,
@@ -64,7 +65,7 @@ def hub_commit(model_id: str, revision: str | None) -> str | None:
         api = HfApi(endpoint=endpoint())
         info = api.model_info(model_id, revision=revision, timeout=PROBE_TIMEOUT_S)
     except GatedRepoError:
-        raise Unavailable("gated on the Hub: needs HF_TOKEN with access to it") from None
+        raise Unavailable(GATED) from None
     except RepositoryNotFoundError:
         raise LookupError("not found on the Hub (or private: set HF_TOKEN)") from None
     except RevisionNotFoundError:
@@ -72,6 +73,8 @@ def hub_commit(model_id: str, revision: str | None) -> str | None:
     except Exception as exc:  # timeouts, connection errors, server errors
         why = f"the Hub did not serve its info ({type(exc).__name__}: {exc})"
         raise Unavailable(why[:300]) from None
+    if info.gated and not get_token():  # the Hub shows a gated repo's info, not its files
+        raise Unavailable(GATED)
     return info.sha
 
 
