@@ -1,4 +1,4 @@
-"""hfmatrix sessions: one per family, parametrized by hardware; plus tests, report and lint.
+"""hfmatrix sessions: one per family, parametrized by hardware; plus tests, report, lint, matrix.
 
 nox -s bert                          every hardware variant of the bert family
 nox -s "bert(hardware='cpu')"        one family on one backend
@@ -6,10 +6,12 @@ nox -t cuda                          one backend across families
 nox -s bert -- --model bert-base-uncased
 nox -s report                        merge results into test_results/
 nox -s discover                      refresh models.json from the Hub
+nox -s matrix -- -t cpu              the GitHub Actions job matrix of those sessions (JSON)
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from nox.virtualenv import PassthroughEnv
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from hfmatrix import hardware, results  # noqa: E402 - torch-free parts of the harness
+from hfmatrix import ci_matrix, hardware, results  # noqa: E402 - torch-free parts of the harness
 from hfmatrix.cli import check_dtype, forwarded_options, run_parser  # noqa: E402
 from hfmatrix.errors import UserError  # noqa: E402
 from hfmatrix.project import Project  # noqa: E402
@@ -160,6 +162,20 @@ def report(session: nox.Session) -> None:
 def discover(session: nox.Session) -> None:
     """Refresh models.json from the Hub: the most downloaded models of each class."""
     hfmatrix_command(session, "discover")
+
+
+@nox.session(python=False)
+def matrix(session: nox.Session) -> None:
+    """The GitHub Actions matrix of the family sessions: one line of JSON on stdout."""
+    listing = session.run(
+        sys.executable, "-m", "nox", "-f", __file__, "-l", "--json", "-s", *FAMILIES,
+        silent=True, stderr=None,
+    )  # fmt: skip
+    try:
+        jobs = ci_matrix.matrix(PROJECT, json.loads(listing), session.posargs)
+    except UserError as exc:
+        user_error(exc)
+    print(json.dumps(jobs, separators=(",", ":")))
 
 
 @nox.session

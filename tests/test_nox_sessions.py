@@ -107,6 +107,46 @@ def test_discover_session_then_a_representative_run(bert_run, workspace, hub):
     assert ran["tiny-bert"]["status"] == "passed"
 
 
+CI_SESSIONS = ("bert(hardware='cpu')", "gpt(hardware='cpu')", "bert(hardware='cuda')")
+VOLATILE = ("generated_at", "results_dir", "inputs")
+
+
+def comparable(summary: dict) -> dict:
+    """A summary without what differs between any two runs: when and where it was made."""
+    rows = [{k: v for k, v in row.items() if k not in ("started_at", "duration_s")}
+            for row in summary["models"]]  # fmt: skip
+    return {**{k: v for k, v in summary.items() if k not in VOLATILE}, "models": rows}
+
+
+def test_the_ci_flow_on_one_machine_merges_to_the_one_machine_report(bert_run, workspace):
+    """Each session into its own results dir, as separate CI jobs would, then one report
+    over them: the same summary as one machine running every session into one dir."""
+    tmp, env = workspace
+    envs = ("--envdir", str(tmp / "envs"))
+    jobs = [tmp / "ci" / f"job-{index}" for index in range(len(CI_SESSIONS))]
+    for session, job in zip(CI_SESSIONS, jobs, strict=True):
+        done = nox(ROOT / "noxfile.py", env, *envs, "-s", session, "--", "--results-dir", str(job))
+        assert done.returncode == 0, done.stderr[-3000:]
+    merged, single = tmp / "ci" / "merged", tmp / "ci" / "single"
+    done = nox(ROOT / "noxfile.py", env, *envs, "-s", *CI_SESSIONS, "--",
+               "--results-dir", str(single))  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    for args in ([*map(str, jobs), "--results-dir", str(merged)], ["--results-dir", str(single)]):
+        done = nox(ROOT / "noxfile.py", env, *envs, "-s", "report", "--", *args)
+        assert done.returncode == 0, done.stderr[-3000:]
+    ours, theirs = (json.loads((d / "summary.json").read_text()) for d in (merged, single))
+    assert comparable(ours) == comparable(theirs)
+    assert ours["totals"]["total"] == 6 and ours["inputs"] == [str(job) for job in jobs]
+    assert {row["model_id"] for row in ours["models"]} == {
+        "tiny-bert", "bert-base-uncased", "tiny-gpt", "gpt2"
+    }  # fmt: skip
+    assert sorted(p.name for p in (merged / "raw").iterdir()) == [
+        "bert-cpu",
+        "bert-cuda",
+        "gpt-cpu",
+    ]
+
+
 def test_report_environment_has_no_torch(bert_run):
     _, tmp = bert_run
     python = tmp / "envs" / "report" / "bin" / "python"

@@ -96,7 +96,7 @@ def test_by_hardware_file(results: Path) -> None:
 def test_summary_totals_and_matrix(results: Path) -> None:
     summary = write_report(results)
     assert _read(results / "summary.json") == summary
-    assert summary["schema"] == "hfmatrix.summary/1"
+    assert summary["schema"] == "hfmatrix.summary/2"
     assert summary["results_dir"] == str(results)
     assert summary["totals"] == {
         "passed": 3,
@@ -268,7 +268,8 @@ def test_empty_results_dir(tmp_path: Path, with_raw: bool) -> None:
     assert _read(results / "summary.json")["totals"]["total"] == 0
     assert "0 records" in (results / "summary.md").read_text(encoding="utf-8")
     assert list((results / "by_class").glob("*.json")) == []
-    assert build_report(results) == {"records": [], "unreadable": []}
+    merged = build_report(results)
+    assert (merged.current, merged.history, merged.unreadable) == ([], [], [])
 
 
 def test_no_temp_files_left(results: Path) -> None:
@@ -334,3 +335,10 @@ def test_coverage_of_the_registry_by_the_records(results: Path) -> None:
     assert "| Qwen2ForCausalLM | qwen2" in text
     assert write_report(results)["coverage"] is None  # outside a project: no registry
     assert "## Coverage" not in (results / "summary.md").read_text()
+
+
+def test_the_dashboard_is_written_beside_the_summary(results: Path) -> None:
+    summary = write_report(results)
+    page = (results / "index.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and 'id="summary"' in page
+    assert summary["generated_at"] in page

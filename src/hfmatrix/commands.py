@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from tabulate import tabulate
@@ -30,8 +31,15 @@ def main(argv: list[str] | None = None) -> int:
     """The ``hfmatrix`` command."""
     parser = OneLineParser(prog="hfmatrix", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    report = commands.add_parser("report", help="merge raw records into the report tree")
-    report.add_argument("--results-dir", default=None, metavar="DIR")
+    report = commands.add_parser(
+        "report", help="merge result trees into one and build its report (summary, dashboard)"
+    )
+    report.add_argument("trees", nargs="*", metavar="DIR",
+                        help="result trees to merge in (a job's test_results/, or a folder of "
+                             "them, one per artifact)")  # fmt: skip
+    report.add_argument("--results-dir", default=None, metavar="DIR",
+                        help="the merged tree (default: $HFMATRIX_RESULTS_DIR, else "
+                             "test_results/)")  # fmt: skip
     check = commands.add_parser(
         "check-env", help="does this environment satisfy a family's env specs (prepared machines)"
     )
@@ -87,10 +95,27 @@ def write_report(args: argparse.Namespace) -> int:
 
     project = project_or_none()
     directory = results_dir(project, args.results_dir)
-    summary = write_report(directory, registry_coverage(project) if project else None)
+    trees = [tree for value in args.trees for tree in result_trees(Path(value))]
+    for tree in trees:
+        print(f"report: merging {tree}", flush=True)
+    summary = write_report(directory, registry_coverage(project) if project else None, trees)
     totals = ", ".join(f"{k} {v}" for k, v in summary["totals"].items() if v)
-    print(f"report: {directory / 'summary.md'} ({totals or 'no records'})")
+    history = f", {summary['history']} older runs in history/" if summary["history"] else ""
+    print(f"report: {directory / 'summary.md'} ({totals or 'no records'}{history})")
     return 0
+
+
+def result_trees(path: Path) -> list[Path]:
+    """``path`` if it is a result tree (has raw/ or history/), else the trees one level
+    below it (a folder of downloaded artifacts); none is a UserError."""
+    if not path.is_dir():
+        raise UserError("no such result tree (not a directory)", path)
+    if (path / "raw").is_dir() or (path / "history").is_dir():
+        return [path]
+    trees = sorted(p for p in path.iterdir() if (p / "raw").is_dir() or (p / "history").is_dir())
+    if not trees:
+        raise UserError("not a result tree: no raw/ in it or in its subdirectories", path)
+    return trees
 
 
 def list_models(args: argparse.Namespace) -> int:

@@ -1,82 +1,35 @@
-"""Merge raw result records into the report tree: by_class/, by_hardware/, summary.json/.md."""
+"""The report of a result tree (merged with others): by_class/, by_hardware/, summary.json,
+summary.md and the index.html dashboard."""
 
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from tabulate import tabulate
 
+from hfmatrix.dashboard import render_dashboard
 from hfmatrix.files import atomic_write_text
-from hfmatrix.results import SCHEMA, STATUSES, column, now, slug
+from hfmatrix.merge import Merged, fingerprint, host, key, merge, write_tree
+from hfmatrix.results import STATUSES, now, slug
 
-SUMMARY_SCHEMA = "hfmatrix.summary/1"
-REQUIRED_KEYS = ("schema", "family", "model_id", "hardware", "status")
+SUMMARY_SCHEMA = "hfmatrix.summary/2"
 REASON_WIDTH = 80
 
 
 # ---------------------------------------------------------------- reading
 
 
-def _load(path: Path) -> dict[str, Any]:
-    """One raw record; a ValueError says why it cannot be used."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"invalid JSON: {exc.msg} (line {exc.lineno})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"not a record: a JSON {type(data).__name__}, not an object")
-    missing = [key for key in REQUIRED_KEYS if key not in data]
-    if missing:
-        raise ValueError(f"not a record: missing key(s) {', '.join(missing)}")
-    for key in ("family", "model_id", "hardware"):
-        if not isinstance(data[key], str) or not data[key]:
-            raise ValueError(f"not a record: {key} must be a non-empty string")
-    if data["schema"] != SCHEMA:
-        raise ValueError(f"not a record: schema {data['schema']!r} (expected {SCHEMA!r})")
-    if data["status"] not in STATUSES:
-        raise ValueError(f"not a record: unknown status {data['status']!r}")
-    return data
-
-
-def _raw_files(results_dir: Path) -> list[Path]:
-    return sorted(
-        path
-        for path in results_dir.glob("raw/*/*.json")
-        if not path.name.startswith(".") and not path.parent.name.startswith(".")
-    )
+def build_report(results_dir: Path, inputs: list[Path] | tuple[Path, ...] = ()) -> Merged:
+    """results_dir's records merged with those of the ``inputs`` trees (newest per key)."""
+    trees = [Path(results_dir).resolve(), *(Path(tree).resolve() for tree in inputs)]
+    return merge(list(dict.fromkeys(trees)))
 
 
 def _column(record: dict[str, Any]) -> str:
-    dtype = record.get("dtype")
-    return column(record["hardware"], dtype if isinstance(dtype, str) else None)
-
-
-def _key(record: dict[str, Any]) -> tuple[str, str, str]:
-    return record["family"], record["model_id"], _column(record)
-
-
-def build_report(results_dir: Path) -> dict[str, Any]:
-    """Read raw/*/*.json: {"records": [...] (newest per key), "unreadable": [{path, error}]}."""
-    latest: dict[tuple[str, str, str], dict[str, Any]] = {}
-    unreadable: list[dict[str, str]] = []
-    for path in _raw_files(Path(results_dir)):
-        try:
-            record = _load(path)
-        except ValueError as exc:
-            print(f"hfmatrix report: skipping {path}: {exc}", file=sys.stderr)
-            unreadable.append({"path": str(path), "error": str(exc)})
-            continue
-        old = latest.get(_key(record))
-        if old is None or str(record.get("started_at") or "") > str(old.get("started_at") or ""):
-            latest[_key(record)] = record
-    records = [latest[key] for key in sorted(latest)]
-    return {"records": records, "unreadable": unreadable}
+    return key(record)[2]
 
 
 # ---------------------------------------------------------------- summarising
@@ -133,7 +86,7 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _model_row(record: dict[str, Any]) -> dict[str, Any]:
+def _model_row(record: dict[str, Any], history: Counter) -> dict[str, Any]:
     tests = _dict(record.get("tests"))
     numerics = _dict(record.get("numerics"))
     return {
@@ -147,24 +100,70 @@ def _model_row(record: dict[str, Any]) -> dict[str, Any]:
         "tests": {name: _dict(test).get("status") for name, test in tests.items()},
         "max_abs_diff": numerics.get("max_abs_diff"),
         "atol": numerics.get("atol"),
+        "environment": fingerprint(record),
+        "host": host(record),
+        "started_at": record.get("started_at"),
+        "duration_s": record.get("duration_s"),
+        "performance": _performance(record),
+        "history": history.get(key(record), 0),
     }
 
 
+def _performance(record: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
+    """Per target of the record's performance block: p50, p90, throughput, max_ram."""
+    targets = _dict(_dict(record.get("performance")).get("targets"))
+    figures = {}
+    for name, target in targets.items():
+        latency, throughput = _dict(_dict(target).get("latency")), _dict(target.get("throughput"))
+        figures[name] = {
+            "p50_s": latency.get("p50"),
+            "p90_s": latency.get("p90"),
+            "throughput": throughput.get("value"),
+            "throughput_unit": throughput.get("unit"),
+            "max_ram_mb": _dict(target.get("memory")).get("max_ram"),
+        }
+    return figures or None
+
+
+def _environments(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The software stacks behind the records: versions, hosts, sessions, record count."""
+    stacks: dict[str, dict[str, Any]] = {}
+    for record in records:
+        environment = _dict(record.get("environment"))
+        stack = stacks.setdefault(fingerprint(record), {
+            **{name: environment.get(name) for name in ("python", "torch", "transformers",
+                                                         "platform")},
+            "hosts": [], "sessions": [], "records": 0,
+        })  # fmt: skip
+        stack["records"] += 1
+        for field, value in (("hosts", host(record)), ("sessions", record.get("session"))):
+            if value and value not in stack[field]:
+                stack[field] = sorted([*stack[field], value])
+    return dict(sorted(stacks.items()))
+
+
 def summarize(
-    results_dir: Path, report: dict[str, Any], registry: dict[str, Any] | None = None
+    results_dir: Path,
+    merged: Merged,
+    registry: dict[str, Any] | None = None,
+    inputs: list[Path] | tuple[Path, ...] = (),
 ) -> dict[str, Any]:
-    """The summary.json document for the output of build_report; with the registry's
-    coverage (registry.coverage), the coverage of each family by these records too."""
-    records = report["records"]
+    """The summary.json document of a merge; with the registry's coverage
+    (registry.coverage), the coverage of each family by these records too."""
+    records = merged.records
+    history = Counter(run.key for run in merged.history)
     return {
         "schema": SUMMARY_SCHEMA,
         "generated_at": now(),
         "results_dir": str(results_dir),
+        "inputs": [str(tree) for tree in inputs],
         "totals": {**_counts(records), "total": len(records)},
+        "history": len(merged.history),
         "matrix": _matrix(records),
-        "models": [_model_row(record) for record in records],
+        "models": [_model_row(record, history) for record in records],
         "coverage": None if registry is None else _coverage(records, registry),
-        "unreadable": report["unreadable"],
+        "environments": _environments(records),
+        "unreadable": merged.unreadable,
     }
 
 
@@ -337,15 +336,25 @@ def _by_hardware(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def write_report(results_dir: Path, registry: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Build the report tree under results_dir (with the registry's coverage, when given) and
-    return the summary."""
+def write_report(
+    results_dir: Path,
+    registry: dict[str, Any] | None = None,
+    inputs: list[Path] | tuple[Path, ...] = (),
+) -> dict[str, Any]:
+    """Merge the ``inputs`` trees into results_dir, build its report (with the registry's
+    coverage, when given) and return the summary."""
     results_dir = Path(results_dir)
-    report = build_report(results_dir)
-    records = report["records"]
+    merged = build_report(results_dir, inputs)
+    if inputs:
+        write_tree(results_dir.resolve(), merged)
+        unreadable = merged.unreadable  # the inputs' too
+        merged = build_report(results_dir)  # the records as the merged tree now holds them
+        merged.unreadable = unreadable
+    records = merged.records
     _write_groups(results_dir / "by_class", _by_class(records))
     _write_groups(results_dir / "by_hardware", _by_hardware(records))
-    summary = summarize(results_dir, report, registry)
+    summary = summarize(results_dir, merged, registry, inputs)
     _write_json(results_dir / "summary.json", summary)
     atomic_write_text(results_dir / "summary.md", render_markdown(summary))
+    atomic_write_text(results_dir / "index.html", render_dashboard(summary))
     return summary

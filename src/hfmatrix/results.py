@@ -7,6 +7,7 @@ import hashlib
 import json
 import platform
 import re
+import socket
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -74,7 +75,8 @@ def code_sha256(family_module: Path) -> str:
 
 
 def environment(device: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The software stack of this process: python, torch, transformers, platform, packages."""
+    """The software stack of this process (python, torch, transformers, platform, packages,
+    its fingerprint) and the host it runs on."""
     # a package's vendored copies (setuptools puts its _vendor dir on sys.path when torch's
     # extension tools import it) are not part of the environment
     path = tuple(entry for entry in sys.path if "_vendor" not in Path(entry).parts)
@@ -84,6 +86,7 @@ def environment(device: dict[str, Any] | None = None) -> dict[str, Any]:
         "torch": packages.get("torch"),
         "transformers": packages.get("transformers"),
         "platform": platform.platform(),
+        "host": socket.gethostname(),  # which machine: not part of the fingerprint
         "device": device or {},
         "packages": dict(packages),
     }

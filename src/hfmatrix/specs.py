@@ -19,7 +19,8 @@ FAMILY_KEYS = {
     "dependencies",
     "description",
 }
-HARDWARE_KEYS = {"hardware", "description", "dependencies"}
+HARDWARE_KEYS = {"hardware", "description", "dependencies", "runner"}
+DEFAULT_RUNNER = "ubuntu-latest"
 OVERRIDE_KEYS = {"additional_deps", "requires_remote_code", "revision", "notes"}
 
 
@@ -38,11 +39,12 @@ class FamilySpec:
 
 @dataclass(frozen=True)
 class HardwareSpec:
-    """One hardware backend and the packages its environment needs."""
+    """One hardware backend, the packages its environment needs and its CI jobs' runner."""
 
     hardware: str
     dependencies: list[str]
     description: str = ""
+    runner: str = DEFAULT_RUNNER  # the GitHub Actions runner label (runs-on) of its CI jobs
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,11 @@ def installed_versions(values: list[str]) -> list[tuple[str, str | None, bool]]:
         ok = requirement.specifier.contains(version, prereleases=True)
         rows.append((value, version, ok))
     return rows
+
+
+def is_runner_label(value: str) -> bool:
+    """Whether ``value`` can be a GitHub Actions runner label: not blank, no whitespace."""
+    return bool(value) and not any(c.isspace() for c in value)
 
 
 def revision(value: str | None, checker: Checker) -> str | None:
@@ -131,7 +138,7 @@ def architectures(data: dict, check: Checker) -> dict[str, str]:
 
 
 def load_hardware_spec(path: Path) -> HardwareSpec:
-    """Read env_specs/hardware/<hw>.toml."""
+    """Read env_specs/hardware/<hw>.toml (``runner``: a runs-on label, default ubuntu-latest)."""
     data, text = read_toml(path)
     check = Checker(path, text)
     check.keys(data, "hardware spec", {"hardware", "dependencies"}, HARDWARE_KEYS)
@@ -142,7 +149,11 @@ def load_hardware_spec(path: Path) -> HardwareSpec:
         check.string_list(data, "dependencies", "hardware spec"), check, "dependencies"
     )
     description = check.optional(data, "description", str, "hardware spec", "")
-    return HardwareSpec(hardware=data["hardware"], dependencies=deps, description=description)
+    runner = check.optional(data, "runner", str, "hardware spec", DEFAULT_RUNNER)
+    if not is_runner_label(runner):
+        raise check.fail(f"runner {runner!r} is not a runner label (blank or with spaces)",
+                         "runner")  # fmt: skip
+    return HardwareSpec(data["hardware"], deps, description, runner)
 
 
 def load_overrides(path: Path) -> dict[str, Override]:

@@ -1,0 +1,319 @@
+"""The HTML dashboard: the page itself, then drawn by a real headless browser.
+
+The browser tests run Debian's chromium (/usr/bin/chromium; `apt-get install chromium`) and
+are skipped without it. The screenshot test keeps its PNG under pytest's tmp_path, prints its
+path, and also copies it (with the page) to the directory named by HFMATRIX_TEST_ARTIFACTS
+when that variable is set.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hfmatrix.dashboard import render_dashboard
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+INJECTED = "<img src=x onerror=alert(1)>"
+CLOSING = "</script><script>alert(1)</script>"
+
+
+def _timing(p50: float, throughput: float, unit: str) -> dict[str, Any]:
+    return {"p50_s": p50, "p90_s": p50 * 1.3, "throughput": throughput,
+            "throughput_unit": unit, "max_ram_mb": 900.0}  # fmt: skip
+
+
+def _model(
+    family: str,
+    model_id: str,
+    hardware: str,
+    status: str,
+    reason: str = "",
+    performance: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "family": family, "model_class": "BertForMaskedLM", "model_id": model_id,
+        "tier": "tiny", "hardware": hardware, "status": status, "reason": reason,
+        "tests": {"pipeline": status, "from_pretrained": status},
+        "max_abs_diff": 7.6e-06, "atol": 1e-4, "environment": "e589571c3e1de31a",
+        "host": "runner-1", "started_at": "2026-11-28T00:50:00+00:00", "duration_s": 12.3,
+        "performance": performance,
+    }  # fmt: skip
+
+
+FORWARD = {"forward": _timing(0.012, 83.0, "samples/s")}
+GENERATE = {"generate": _timing(0.9, 41.0, "tokens/s")}
+MODELS = [
+    _model("bert", "tiny-bert", "cpu", "passed", performance=FORWARD),
+    _model("bert", "distilbert-base-uncased", "cpu", "passed", performance=FORWARD),
+    _model("bert", "tiny-bert", "cuda", "skipped", "no CUDA device"),
+    _model("gpt", "tiny-gpt2", "cpu", "passed", performance={**FORWARD, **GENERATE}),
+    _model("gpt", INJECTED, "cpu", "failed", f"logits differ {CLOSING}"),
+    _model("gpt", "gpt2", "cuda", "passed", performance=GENERATE),
+    _model("gpt", "gpt2", "cuda-float16", "timeout", "stopped after 600 s"),
+    _model("gpt", "tiny-gpt2", "openvino", "passed"),
+]
+GRID = {
+    ("bert", "cpu"): "passed", ("bert", "cuda"): "skipped",
+    ("bert", "cuda-float16"): "none", ("bert", "openvino"): "none",
+    ("gpt", "cpu"): "failed", ("gpt", "cuda"): "passed",
+    ("gpt", "cuda-float16"): "error", ("gpt", "openvino"): "passed",
+}  # fmt: skip
+SUMMARY: dict[str, Any] = {
+    "schema": "hfmatrix.summary/2",
+    "generated_at": "2026-11-28T01:00:00+00:00",
+    "results_dir": "/srv/hfmatrix/test_results",
+    "totals": {"passed": 5, "failed": 1, "error": 0, "skipped": 1, "timeout": 1, "total": 8},
+    "matrix": {
+        "bert": {
+            "cpu": {
+                "status": "passed",
+                "counts": {"passed": 2},
+                "max_abs_diff": 7.6e-06,
+                "atol": 1e-4,
+                "reference": "cpu-fp32",
+            },
+            "cuda": {"status": "skipped", "counts": {"skipped": 1}},
+        },
+        "gpt": {
+            "cpu": {
+                "status": "failed",
+                "counts": {"passed": 1, "failed": 1},
+                "max_abs_diff": 0.31,
+                "atol": 1e-4,
+                "reference": "cpu-fp32",
+                "greedy_ids_match": False,
+            },
+            "cuda": {
+                "status": "passed",
+                "counts": {"passed": 1},
+                "max_abs_diff": 2e-05,
+                "atol": 1e-4,
+                "reference": "cpu-fp32",
+                "greedy_ids_match": True,
+            },
+            "cuda-float16": {"status": "error", "counts": {"timeout": 1}},
+            "openvino": {"status": "passed", "counts": {"passed": 1}},
+        },
+    },
+    "models": MODELS,
+    "coverage": {
+        "families": {
+            "bert": {
+                "classes": ["BertForMaskedLM"],
+                "models": 4,
+                "hub_models": 3,
+                "tested_models": 1,
+                "passed_models": 1,
+            },
+            "gpt": {
+                "classes": ["GPT2LMHeadModel"],
+                "models": 3,
+                "hub_models": 2,
+                "tested_models": 2,
+                "passed_models": 1,
+            },
+        },
+        "tiny_only": ["sam"],
+        "untested_classes": [
+            {
+                "class": "RobertaForMaskedLM",
+                "model_type": "roberta",
+                "task": "fill-mask",
+                "models": 2,
+                "downloads": 1234567,
+                "most_downloaded": "FacebookAI/roberta-base",
+            },
+        ],
+    },
+    "environments": {
+        "e589571c3e1de31a": {
+            "python": "3.11.7",
+            "torch": "2.15.0",
+            "transformers": "5.24.0",
+            "platform": "Linux-6.1-x86_64",
+            "hosts": ["runner-1"],
+            "records": 8,
+        },
+    },
+    "unreadable": [{"path": "raw/bert-cpu/broken.json", "error": "invalid JSON (line 1)"}],
+}
+
+
+def _embedded(page: str) -> Any:
+    """The summary the page embeds, read back as strict JSON (no NaN or Infinity)."""
+    match = re.search(r'<script type="application/json" id="summary">(.*?)</script>', page, re.S)
+    assert match, "no embedded summary"
+    return json.loads(match.group(1), parse_constant=lambda name: pytest.fail(name))
+
+
+# ---------------------------------------------------------------- the page itself
+
+
+def test_page_needs_nothing_from_the_network() -> None:
+    page = render_dashboard(SUMMARY)
+    assert page.startswith("<!DOCTYPE html>")
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
+    for fetch in ("<link", "@import", "url(", "<iframe", "fetch("):
+        assert fetch not in page
+
+
+def test_summary_is_embedded_and_round_trips() -> None:
+    assert _embedded(render_dashboard(SUMMARY)) == SUMMARY
+
+
+def test_a_closing_script_tag_in_a_reason_is_escaped() -> None:
+    page = render_dashboard(SUMMARY)
+    assert CLOSING not in page
+    assert page.count("</script>") == 2  # the data's and the code's
+    assert _embedded(page)["models"][4]["reason"] == f"logits differ {CLOSING}"
+
+
+def test_nan_and_infinity_are_embedded_as_text() -> None:
+    summary = copy.deepcopy(SUMMARY)
+    summary["models"][4]["max_abs_diff"] = float("inf")
+    summary["models"][6]["max_abs_diff"] = float("nan")
+    models = _embedded(render_dashboard(summary))["models"]
+    assert (models[4]["max_abs_diff"], models[6]["max_abs_diff"]) == ("inf", "nan")
+
+
+# ---------------------------------------------------------------- in a browser
+
+
+class Dom(HTMLParser):
+    """The start tags of a page as (tag, attributes, attributes of the enclosing <svg>)."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str], dict[str, str]]] = []
+        self._svg: dict[str, str] = {}
+        self.feed(page)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        if tag == "svg":
+            self._svg = values
+        self.tags.append((tag, values, self._svg))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "svg":
+            self._svg = {}
+
+    def find(self, tag: str, **attrs: str) -> list[dict[str, str]]:
+        """The attributes of each ``tag`` with these attributes (data_family: data-family)."""
+        want = {name.replace("_", "-"): value for name, value in attrs.items()}
+        return [a for t, a, _ in self.tags if t == tag and want.items() <= a.items()]
+
+
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., str]:
+    """Run headless chromium with some arguments; its stdout."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no {CHROMIUM}: install Debian's chromium to run the dashboard in a browser")
+    profile = tmp_path_factory.mktemp("chromium-profile")
+
+    def run(*args: str) -> str:
+        command = [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", *args]
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+        )
+        assert done.returncode == 0, f"chromium exited {done.returncode}: {done.stderr[-2000:]}"
+        return done.stdout
+
+    return run
+
+
+def _write(directory: Path, summary: dict[str, Any], script: str = "") -> Path:
+    """index.html for summary, with ``script`` run after the page's own."""
+    page = render_dashboard(summary)
+    if script:
+        page = page.replace("</body>", f"<script>{script}</script></body>")
+    path = directory / "index.html"
+    path.write_text(page, "utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def dom(chromium: Callable[..., str], tmp_path_factory: pytest.TempPathFactory) -> Dom:
+    """The page for SUMMARY as chromium drew it."""
+    return Dom(chromium("--dump-dom", _write(tmp_path_factory.mktemp("page"), SUMMARY).as_uri()))
+
+
+def test_grid_has_a_cell_per_family_and_column(dom: Dom) -> None:
+    cells = [a for t, a, _ in dom.tags if t == "td" and "data-family" in a]
+    assert {(c["data-family"], c["data-column"]): c["data-status"] for c in cells} == GRID
+    assert len(cells) == len(GRID)
+    (failed,) = dom.find("td", data_family="gpt", data_column="cpu")
+    assert failed["class"] == "s-failed"
+    assert failed["title"] == f"{INJECTED} (failed): logits differ {CLOSING}"
+    (timeout,) = dom.find("td", data_family="gpt", data_column="cuda-float16")
+    assert timeout["class"] == "s-error"
+    assert "title" not in dom.find("td", data_family="bert", data_column="cpu")[0]
+
+
+def test_models_table_lists_every_model_as_text(dom: Dom) -> None:
+    assert [(r["data-family"], r["data-column"]) for r in dom.find("tr") if "data-family" in r] == [
+        (m["family"], m["hardware"]) for m in MODELS
+    ]
+    assert not [r for r in dom.find("tr") if "hidden" in r]
+    assert not dom.find("img")  # the injected model id stayed text
+    for table in ("grid", "models", "coverage", "untested", "environments", "unreadable"):
+        assert dom.find("table", id=table), table
+
+
+def test_charts_have_a_bar_per_family_and_column(dom: Dom) -> None:
+    bars = [svg["data-metric"] for t, a, svg in dom.tags if t == "rect" and a["class"] == "bar"]
+    assert bars.count("latency") == 3  # forward: bert·cpu, gpt·cpu; generate: gpt·cuda
+    assert bars.count("throughput") == 3
+    charts = [(a["class"], a["data-metric"]) for a in dom.find("svg")]
+    assert charts == [("chart", "latency"), ("chart", "throughput")] * 2  # forward, generate
+
+
+def test_no_performance_data_draws_no_chart(chromium: Callable[..., str], tmp_path: Path) -> None:
+    summary = copy.deepcopy(SUMMARY)
+    for model in summary["models"]:
+        model["performance"] = None
+    page = chromium("--dump-dom", _write(tmp_path, summary).as_uri())
+    assert not Dom(page).find("svg")
+    assert "No performance data in these results." in page
+
+
+def test_clicking_a_cell_shows_only_its_models(
+    chromium: Callable[..., str], tmp_path: Path
+) -> None:
+    click = 'document.querySelector("#grid td[data-family=gpt][data-column=cpu]").click();'
+    dom = Dom(chromium("--dump-dom", _write(tmp_path, SUMMARY, click).as_uri()))
+    rows = [r for r in dom.find("tr") if "data-family" in r]
+    shown = [(r["data-family"], r["data-column"]) for r in rows if "hidden" not in r]
+    assert shown == [("gpt", "cpu"), ("gpt", "cpu")]
+    assert "hidden" not in dom.find("button", id="show-all")[0]
+    assert "selected" in dom.find("td", data_family="gpt", data_column="cpu")[0]["class"]
+
+
+def test_screenshot(chromium: Callable[..., str], tmp_path: Path) -> None:
+    page = _write(tmp_path, SUMMARY)
+    png = tmp_path / "dashboard.png"
+    chromium(f"--screenshot={png}", "--window-size=1400,1000", "--hide-scrollbars", page.as_uri())
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 10_000
+    if os.environ.get("HFMATRIX_TEST_ARTIFACTS"):
+        artifacts = Path(os.environ["HFMATRIX_TEST_ARTIFACTS"])
+        artifacts.mkdir(parents=True, exist_ok=True)
+        shutil.copy(png, artifacts / png.name)
+        shutil.copy(page, artifacts / "dashboard.html")
+        png = artifacts / png.name
+    print(f"dashboard screenshot: {png}")
