@@ -317,3 +317,27 @@ def test_screenshot(chromium: Callable[..., str], tmp_path: Path) -> None:
         shutil.copy(page, artifacts / "dashboard.html")
         png = artifacts / png.name
     print(f"dashboard screenshot: {png}")
+
+
+def test_a_report_draws_its_records_performance(
+    chromium: Callable[..., str], tmp_path: Path
+) -> None:
+    """write_report's index.html, from records whose performance blocks name their targets
+    as optimum-benchmark does: the grid and one latency and one throughput bar."""
+    from hfmatrix.report import write_report
+    from hfmatrix.results import new_record, write_record
+
+    record = new_record("bert", "BertForMaskedLM", "tiny-bert", "tiny", "cpu")
+    forward = {"latency": {"unit": "s", "p50": 0.004, "p90": 0.005},
+               "throughput": {"unit": "samples/s", "value": 250.0, "volume": 1},
+               "memory": {"unit": "MB", "max_ram": 812.0}}  # fmt: skip
+    record.update(status="passed", performance={"targets": {"forward": forward}})
+    write_record(tmp_path, record)
+    summary = write_report(tmp_path)
+    assert summary["models"][0]["performance"] == {"forward": {
+        "p50_s": 0.004, "p90_s": 0.005, "throughput": 250.0, "throughput_unit": "samples/s",
+        "max_ram_mb": 812.0}}  # fmt: skip
+    dom = Dom(chromium("--dump-dom", (tmp_path / "index.html").as_uri()))
+    assert [c["data-status"] for c in dom.find("td") if "data-family" in c] == ["passed"]
+    bars = [svg["data-metric"] for t, a, svg in dom.tags if t == "rect" and a["class"] == "bar"]
+    assert sorted(bars) == ["latency", "throughput"]
