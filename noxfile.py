@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from hfmatrix import ci_matrix, hardware, results  # noqa: E402 - torch-free parts of the harness
-from hfmatrix.cli import check_dtype, forwarded_options, run_parser  # noqa: E402
+from hfmatrix.cli import check_dtype, forwarded_options, perf_settings, run_parser  # noqa: E402
 from hfmatrix.errors import UserError  # noqa: E402
 from hfmatrix.project import Project  # noqa: E402
 
@@ -73,6 +73,7 @@ def run_family(session: nox.Session, family: str, hw: str) -> None:
     try:
         models = PROJECT.select_models(family, args.model, args.all_models, args.representative)
         check_dtype([hw], args.dtype)
+        perf_settings(args)
         base = PROJECT.install_requirements(family, hw, [])
         out = Path(session.invoked_from, args.results_dir or PROJECT.results_dir)
         results.checked_results_dir(out)

@@ -89,9 +89,8 @@ class TestBertModels(FamilyTest):
     def prompt(self, tokenizer) -> str:
         return PROMPT.format(mask=tokenizer.mask_token)
 
-    def forward(self, model, tokenizer) -> torch.Tensor:
-        inputs = tokenizer(self.prompt(tokenizer), return_tensors="pt").to(self.device)
-        return model(**inputs).logits
+    def model_inputs(self, model, tokenizer) -> dict:
+        return dict(tokenizer(self.prompt(tokenizer), return_tensors="pt").to(self.device))
 
     def pipeline_output(self, pipe) -> list[dict]:
         return pipe(self.prompt(pipe.tokenizer), top_k=TOP_K)

@@ -115,14 +115,14 @@ class TestGptModels(FamilyTest):
         model.save_pretrained(path)
         tokenizer.save_pretrained(path)
 
-    def forward(self, model, tokenizer) -> torch.Tensor:
-        inputs = tokenizer(PROMPT, return_tensors="pt").to(self.device)
-        return model(**inputs).logits
+    def model_inputs(self, model, tokenizer) -> dict:
+        return dict(tokenizer(PROMPT, return_tensors="pt").to(self.device))
+
+    generate_inputs = model_inputs
 
     def greedy(self, model, tokenizer) -> list[int]:
         """The direct model's NEW_TOKENS greedy ids after PROMPT."""
-        inputs = tokenizer(PROMPT, return_tensors="pt").to(self.device)
-        return greedy_new_ids(model, inputs, NEW_TOKENS)[0]
+        return greedy_new_ids(model, self.generate_inputs(model, tokenizer), NEW_TOKENS)[0]
 
     def reference_outputs(self, model, tokenizer) -> dict:
         return {

@@ -126,8 +126,10 @@ class TestLlamaModels(FamilyTest):
     def inputs(self, tokenizer):
         return tokenizer(PROMPT, return_tensors="pt").to(self.device)
 
-    def forward(self, model, tokenizer) -> torch.Tensor:
-        return model(**self.inputs(tokenizer)).logits
+    def model_inputs(self, model, tokenizer) -> dict:
+        return dict(self.inputs(tokenizer))
+
+    generate_inputs = model_inputs
 
     def reference_outputs(self, model, tokenizer) -> dict:
         return {

@@ -135,8 +135,10 @@ class TestLlavaModels(FamilyTest):
         image = synthetic_image() if image is None else image
         return processor(images=image, text=PROMPT, return_tensors="pt").to(self.device)
 
-    def forward(self, model, processor) -> torch.Tensor:
-        return model(**self.inputs(processor)).logits
+    def model_inputs(self, model, processor) -> dict:
+        return dict(self.inputs(processor))
+
+    generate_inputs = model_inputs
 
     def image_token_checks(self, model, processor, inputs) -> list[Check]:
         """The processor expands <image> into as many placeholders as the vision tower (after

@@ -110,11 +110,14 @@ class TestSamModels(FamilyTest):
         # the image processor alone, as preprocessor_config.json: the Hub checkpoints' layout
         SamImageProcessor(**TINY_IMAGE_PROCESSOR).save_pretrained(path)
 
-    def forward(self, model, processor) -> torch.Tensor:
+    def model_inputs(self, model, processor) -> dict:
         inputs = processor(images=synthetic_image(), input_points=[[POINT]], return_tensors="pt")
-        inputs = inputs.to(self.device)
-        outputs = model(pixel_values=inputs["pixel_values"], input_points=inputs["input_points"])
-        self.last = inputs, outputs  # from_pretrained_checks reads the IoU scores here
+        self.processed = inputs.to(self.device)  # with the sizes that post-processing needs
+        return {key: self.processed[key] for key in ("pixel_values", "input_points")}
+
+    def forward(self, model, processor) -> torch.Tensor:
+        outputs = model(**self.model_inputs(model, processor))
+        self.last = self.processed, outputs  # from_pretrained_checks reads the IoU scores here
         return outputs.pred_masks
 
     def reference_outputs(self, model, processor) -> dict:

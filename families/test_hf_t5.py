@@ -177,13 +177,18 @@ class TestT5Models(FamilyTest):
         ids = [start, *tokenizer(TARGET, add_special_tokens=False)["input_ids"]]
         return torch.tensor([ids], device=self.device)
 
-    def forward(self, model, tokenizer) -> torch.Tensor:
-        decoder_input_ids = self.decoder_input_ids(model, tokenizer)
-        return model(**self.inputs(tokenizer), decoder_input_ids=decoder_input_ids).logits
+    def model_inputs(self, model, tokenizer) -> dict:
+        return {
+            **self.inputs(tokenizer),
+            "decoder_input_ids": self.decoder_input_ids(model, tokenizer),
+        }
+
+    def generate_inputs(self, model, tokenizer) -> dict:
+        return dict(self.inputs(tokenizer))
 
     def greedy(self, model, tokenizer) -> list[int]:
         """The direct model's NEW_TOKENS greedy ids for PROMPT."""
-        return greedy_new_ids(model, self.inputs(tokenizer), NEW_TOKENS)[0]
+        return greedy_new_ids(model, self.generate_inputs(model, tokenizer), NEW_TOKENS)[0]
 
     def reference_outputs(self, model, tokenizer) -> dict:
         return {

@@ -88,8 +88,8 @@ class TestVitModels(FamilyTest):
         self.loaded["processor"] = type(processor).__name__  # which backend loaded
         return model, processor, info
 
-    def forward(self, model, processor) -> torch.Tensor:
-        return model(pixel_values=image_inputs(processor, self.device)).logits
+    def model_inputs(self, model, processor) -> dict:
+        return {"pixel_values": image_inputs(processor, self.device)}
 
     def pipeline_parts(self, processor) -> dict:
         return {"image_processor": processor}

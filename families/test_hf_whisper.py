@@ -183,15 +183,17 @@ class TestWhisperModels(FamilyTest):
         tokens = DECODER_PROMPT if multilingual(model) else ENGLISH_ONLY_PROMPT
         return tokenizer.convert_tokens_to_ids(tokens)
 
-    def forward(self, model, processor) -> torch.Tensor:
+    def model_inputs(self, model, processor) -> dict:
         prompt = torch.tensor([self.prompt_ids(model, processor.tokenizer)], device=self.device)
         features = self.features(processor.feature_extractor)
-        return model(input_features=features, decoder_input_ids=prompt).logits
+        return {"input_features": features, "decoder_input_ids": prompt}
+
+    def generate_inputs(self, model, processor) -> dict:
+        return {"input_features": self.features(processor.feature_extractor),
+                **self.language_task(model)}  # fmt: skip
 
     def reference_outputs(self, model, processor) -> dict:
-        inputs = {"input_features": self.features(processor.feature_extractor),
-                  **self.language_task(model)}  # fmt: skip
-        greedy = greedy_new_ids(model, inputs, NEW_TOKENS)[0]
+        greedy = greedy_new_ids(model, self.generate_inputs(model, processor), NEW_TOKENS)[0]
         return {"logits": self.forward(model, processor), "greedy_ids": greedy}
 
     def pipeline_parts(self, processor) -> dict:

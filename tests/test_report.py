@@ -342,3 +342,31 @@ def test_the_dashboard_is_written_beside_the_summary(results: Path) -> None:
     page = (results / "index.html").read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and 'id="summary"' in page
     assert summary["generated_at"] in page
+
+
+def _perf(p50: float, throughput: float) -> dict[str, Any]:
+    target = {"latency": {"p50": p50, "p90": 2 * p50},
+              "throughput": {"unit": "samples/s", "value": throughput},
+              "memory": {"unit": "MB", "max_ram": 800.0}}  # fmt: skip
+    return {"targets": {"forward": target, "load_model": {"latency": {"p50": 1.0}}}}
+
+
+def test_performance_per_class_and_hardware(tmp_path: Path) -> None:
+    for model_id, p50, rate in (("a", 0.001, 900.0), ("b", 0.003, 300.0), ("c", 0.002, 450.0)):
+        record = _record("bert", model_id, "cpu", "passed")
+        record["performance"] = _perf(p50, rate)
+        write_record(tmp_path, record)
+    write_record(tmp_path, _record("bert", "d", "cpu", "passed"))  # measured without
+    summary = write_report(tmp_path)
+    assert summary["matrix"]["bert"]["cpu"]["performance"] == {"forward": {
+        "p50_s": 0.002, "p90_s": 0.004, "throughput": 450.0, "max_ram_mb": 800.0,
+        "throughput_unit": "samples/s", "models": 3}}  # fmt: skip
+    rows = {row["model_id"]: row["performance"] for row in summary["models"]}
+    assert rows["a"]["forward"]["p50_s"] == 0.001 and rows["d"] is None
+    assert rows["a"]["load_model"]["throughput"] is None
+    text = (tmp_path / "summary.md").read_text()
+    assert "## Performance" in text
+    line = next(row for row in text.splitlines() if row.startswith("| bert") and "forward" in row)
+    assert [c.strip() for c in line.split("|")[1:-1]] == [
+        "bert", "cpu", "forward", "3", "2", "4", "450 samples/s", "800"
+    ]  # fmt: skip

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hfmatrix.files import atomic_write_text
+from hfmatrix.perf import PerfSettings
 from hfmatrix.project import Project
 from hfmatrix.sources import Source
 
@@ -35,6 +36,7 @@ def main(argv: list[str]) -> None:
         revision=job["revision"],
         allow_remote_code=job["allow_remote_code"],
         dtype=job["dtype"],
+        performance=PerfSettings(**job["performance"]) if job.get("performance") else None,
     )
     if job.get("source"):
         test._source = Source(**job["source"])  # resolved (and the Hub probed) by the parent

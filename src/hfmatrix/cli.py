@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from hfmatrix import hardware, results
 from hfmatrix.errors import UserError
+from hfmatrix.perf import PerfSettings
 from hfmatrix.project import RESULTS_ENV, Project
 
 if TYPE_CHECKING:
@@ -83,8 +84,41 @@ RUN_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
              "dtype's tolerance (default float32; openvino runs f32)")),
     (("--resume",), dict(action="store_true",
         help="keep a model's passing record from the same environment instead of rerunning")),
+    (("--performance",), dict(action="store_true",
+        help="after the tests, measure latency, throughput and memory (a performance block "
+             "in each record)")),
+    (("--perf-warmup",), dict(default=None, metavar="N", type=whole_number,
+        help=f"--performance: untimed calls first (default {PerfSettings.warmup})")),
+    (("--perf-iterations",), dict(default=None, metavar="N", type=count_value,
+        help=f"--performance: timed calls at least (default {PerfSettings.iterations})")),
+    (("--perf-duration",), dict(default=None, metavar="SECONDS", type=positive,
+        help=f"--performance: seconds of timed calls at least (default "
+             f"{PerfSettings.duration_s:g})")),
+    (("--perf-batch-size",), dict(default=None, metavar="N", type=count_value,
+        help=f"--performance: the fixed inputs repeated to this batch size (default "
+             f"{PerfSettings.batch_size})")),
+    (("--perf-new-tokens",), dict(default=None, metavar="N", type=count_value,
+        help=f"--performance: tokens each generate call adds (default "
+             f"{PerfSettings.new_tokens})")),
 ]  # fmt: skip
-FORWARDED = ("revision", "allow_remote_code", "timeout", "max_memory", "dtype", "resume")
+PERF_OPTIONS = {"perf_warmup": "warmup", "perf_iterations": "iterations",
+                "perf_duration": "duration_s", "perf_batch_size": "batch_size",
+                "perf_new_tokens": "new_tokens"}  # fmt: skip
+FORWARDED = ("revision", "allow_remote_code", "timeout", "max_memory", "dtype", "resume",
+             "performance", *PERF_OPTIONS)  # fmt: skip
+
+
+def perf_settings(options: argparse.Namespace) -> PerfSettings | None:
+    """--performance and its --perf-* values; a --perf-* value alone is a UserError."""
+    given = {field: getattr(options, name) for name, field in PERF_OPTIONS.items()
+             if getattr(options, name) is not None}  # fmt: skip
+    if not options.performance:
+        if given:
+            flags = ", ".join(f"--{name.replace('_', '-')}" for name in PERF_OPTIONS
+                              if getattr(options, name) is not None)  # fmt: skip
+            raise UserError(f"{flags} without --performance")
+        return None
+    return PerfSettings(**given)
 
 
 def forwarded_options(options: argparse.Namespace) -> list[str]:

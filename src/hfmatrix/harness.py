@@ -13,9 +13,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hfmatrix import backends, checkpoints, results
+from hfmatrix import backends, checkpoints, perf, results
 from hfmatrix import hardware as hardware_module
 from hfmatrix.checks import Check, agree, close, numerics, truth
+from hfmatrix.perf import PerfSettings
 from hfmatrix.project import Project
 from hfmatrix.sources import Source, Unavailable, resolve_hub
 from hfmatrix.specs import Override
@@ -36,8 +37,9 @@ class FamilyTest:
     """Tests for one model of an architecture class; a family module subclasses it.
 
     A subclass names its family and loader classes and provides the class-specific parts:
-    ``build_tiny`` (the tiny checkpoint recipe), ``forward`` (the fixed-input forward pass),
-    ``pipeline_checks`` and ``from_pretrained_checks`` (what the outputs must be).
+    ``build_tiny`` (the tiny checkpoint recipe), ``model_inputs`` (the fixed inputs of the
+    forward pass; ``generate_inputs`` for a generating class), ``pipeline_checks`` and
+    ``from_pretrained_checks`` (what the outputs must be).
     """
 
     family: ClassVar[str]
@@ -57,6 +59,7 @@ class FamilyTest:
         revision: str | None = None,
         allow_remote_code: bool = False,
         dtype: str = "float32",
+        performance: PerfSettings | None = None,
     ):
         self.project = project or Project.find(Path(inspect.getfile(type(self))).parent)
         if model_id == "tiny":
@@ -69,6 +72,7 @@ class FamilyTest:
         self.revision = (revision or self.override.revision) if self.tier == "hub" else None
         self.trust_remote_code = self.override.requires_remote_code and allow_remote_code
         self.dtype = dtype  # of the model under test; the reference is always fp32
+        self.performance = performance  # --performance: measured after the tests
         self.device = "cpu"
         self.loaded: dict[str, Any] = {}
         self.exported: Any = None  # the OpenVINO model (or its export error), once per run
@@ -81,9 +85,19 @@ class FamilyTest:
         """Save the tiny checkpoint (model and processor) into ``path``."""
         raise NotImplementedError
 
+    def model_inputs(self, model: Any, processor: Any) -> dict[str, Any]:
+        """The forward pass's keyword arguments on the family's fixed inputs: one sample,
+        on the device (--performance repeats it to its batch size)."""
+        raise NotImplementedError
+
+    def generate_inputs(self, model: Any, processor: Any) -> dict[str, Any] | None:
+        """generate()'s keyword arguments on the fixed inputs; None: the class does not
+        generate."""
+        return None
+
     def forward(self, model: Any, processor: Any) -> Any:
         """The main output tensor (e.g. logits) of ``model`` on the family's fixed inputs."""
-        raise NotImplementedError
+        return model(**self.model_inputs(model, processor)).logits
 
     def pipeline_checks(self, pipe: Any) -> list[Check]:
         """Checks on the output of ``pipeline(task, model=...)``."""
@@ -255,6 +269,8 @@ class FamilyTest:
             "trust_remote_code": self.trust_remote_code,
             "code": results.code_sha256(Path(inspect.getfile(type(self)))),
         }
+        if self.performance is not None:  # a record without its figures is not reused
+            request["performance"] = self.performance.as_dict()
         if self.tier == "local":  # files that may change under the same path
             request["files"] = checkpoints.stat_sha256(Path(self.model_id))
         return request
@@ -329,6 +345,24 @@ class FamilyTest:
         ids = [c.passed for c in every_check if c.name.endswith("ids_match_reference")]
         if ids:
             record["numerics"]["greedy_ids_match"] = all(ids)
+        if self.performance is not None:
+            record["performance"] = self.measure_performance(hardware, self.performance)
+            progress(record)
+
+    def measure_performance(self, hardware: str, settings: PerfSettings) -> dict[str, Any]:
+        """The performance block: each target measured on a fresh load of the model (on
+        openvino, load_model includes the export); a failure is named in the block."""
+        if hardware == "openvino":
+            self.exported = None
+
+        def load() -> tuple[Any, Any]:
+            return backends.load_model(self, hardware)
+
+        device = hardware_module.device(hardware)
+        try:
+            return perf.measure(load, self.model_inputs, self.generate_inputs, settings, device)
+        except Exception as exc:
+            return {"settings": settings.as_dict(), "error": f"{type(exc).__name__}: {exc}"[:2000]}
 
     def blocked(self) -> tuple[str, str] | None:
         """(status, reason) when policy or availability stops this model, else None.

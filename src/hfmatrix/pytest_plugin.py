@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from hfmatrix.cli import FAILING, add_run_options, hardware_plan, results_dir
+from hfmatrix.cli import FAILING, add_run_options, hardware_plan, perf_settings, results_dir
 from hfmatrix.errors import UserError
 from hfmatrix.harness import FamilyTest
 from hfmatrix.project import Project
@@ -36,6 +36,7 @@ def pytest_configure(config: pytest.Config) -> None:
             project.select_models(family, options.model, options.all_models, options.representative)
         hardware_plan(project, options.hardware, options.all_hardware, options.dtype)
         results_dir(project, options.results_dir)
+        perf_settings(options)
     except UserError as exc:
         pytest.exit(f"error: {exc}", returncode=exc.exit_code)
 

@@ -4,6 +4,7 @@ summary.md and the index.html dashboard."""
 from __future__ import annotations
 
 import json
+import statistics
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from hfmatrix.merge import Merged, fingerprint, host, key, merge, write_tree
 from hfmatrix.results import STATUSES, now, slug
 
 SUMMARY_SCHEMA = "hfmatrix.summary/2"
+PERF_TARGETS = ("forward", "generate")  # the performance figures a matrix cell summarises
 REASON_WIDTH = 80
 
 
@@ -75,7 +77,28 @@ def _matrix_cell(records: list[dict[str, Any]]) -> dict[str, Any]:
     ids = [n["greedy_ids_match"] for n in measured if isinstance(n.get("greedy_ids_match"), bool)]
     if ids:
         cell["greedy_ids_match"] = all(ids)
+    performance = _cell_performance(records)
+    if performance:
+        cell["performance"] = performance
     return cell
+
+
+def _cell_performance(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per key target (forward, generate): the median over the cell's models of each figure."""
+    figures: dict[str, dict[str, Any]] = {}
+    rows = [row for row in map(_performance, records) if row]
+    for name in PERF_TARGETS:
+        found = [row[name] for row in rows if name in row]
+        if found:
+            figures[name] = {key: _median([f[key] for f in found])
+                             for key in ("p50_s", "p90_s", "throughput", "max_ram_mb")}  # fmt: skip
+            figures[name] |= {"throughput_unit": found[0]["throughput_unit"], "models": len(found)}
+    return figures
+
+
+def _median(values: list[Any]) -> float | None:
+    numbers = [value for value in values if _number(value)]
+    return statistics.median(numbers) if numbers else None
 
 
 def _number(value: Any) -> bool:
@@ -244,6 +267,25 @@ def _models_md(summary: dict[str, Any]) -> str:
     return _table(headers, rows)
 
 
+def _performance_md(summary: dict[str, Any]) -> str:
+    """Per class and column, the median over its models of the key targets' figures."""
+    rows = [
+        [family, column, name, figures["models"], _ms(figures["p50_s"]), _ms(figures["p90_s"]),
+         f"{_diff(figures['throughput'])} {figures['throughput_unit'] or ''}".strip(),
+         _diff(figures["max_ram_mb"])]
+        for family, cells in summary["matrix"].items()
+        for column, cell in cells.items()
+        for name, figures in cell.get("performance", {}).items()
+    ]  # fmt: skip
+    headers = ["family", "hardware", "target", "models", "p50 ms", "p90 ms", "throughput",
+               "max_ram MB"]  # fmt: skip
+    return _table(headers, rows) if rows else ""
+
+
+def _ms(seconds: Any) -> str:
+    return _diff(seconds * 1000) if _number(seconds) else ""
+
+
 def _coverage_md(coverage: dict[str, Any]) -> str:
     headers = ["family", "classes tested", "models.json models", "hub", "tested", "passed"]
     rows = [
@@ -279,6 +321,9 @@ def render_markdown(summary: dict[str, Any]) -> str:
         parts += ["## Models", _models_md(summary)]
     else:
         parts.append("No result records found.")
+    performance = _performance_md(summary)
+    if performance:
+        parts += ["## Performance", performance]
     if summary.get("coverage"):
         parts += ["## Coverage", _coverage_md(summary["coverage"])]
     if summary["unreadable"]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from hfmatrix import hardware as hardware_module
 from hfmatrix import results
 from hfmatrix.isolation import Limits, default_max_memory, run_in_child
+from hfmatrix.perf import PerfSettings
 
 if TYPE_CHECKING:
     from hfmatrix.harness import FamilyTest
@@ -35,9 +36,12 @@ class RunSettings:
     max_memory_gib: float | None = None  # None: 90% of the machine's memory
     dtype: str = "float32"
     resume: bool = False
+    performance: PerfSettings | None = None  # --performance: measure after the tests
 
     @classmethod
     def from_options(cls, options: Any, results_dir: Path) -> RunSettings:
+        from hfmatrix.cli import perf_settings
+
         return cls(
             results_dir=results_dir,
             revision=options.revision,
@@ -46,6 +50,7 @@ class RunSettings:
             max_memory_gib=options.max_memory,
             dtype=options.dtype,
             resume=options.resume,
+            performance=perf_settings(options),
         )
 
     def limits(self, family_test: type[FamilyTest]) -> Limits:
@@ -78,6 +83,7 @@ def run_model(
         revision=settings.revision,
         allow_remote_code=settings.allow_remote_code,
         dtype=settings.dtype,
+        performance=settings.performance,
     )
     blank = test.new_record(hardware)
     blank["environment"] = results.environment()
@@ -128,6 +134,7 @@ def child_job(test: FamilyTest, hardware: str) -> dict[str, Any]:
         "revision": test.revision,
         "allow_remote_code": test.trust_remote_code,
         "dtype": test.dtype,
+        "performance": test.performance.as_dict() if test.performance else None,
         "source": asdict(resolved) if resolved else None,
     }
 
