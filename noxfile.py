@@ -7,6 +7,7 @@ nox -s bert -- --model bert-base-uncased
 nox -s report                        merge results into test_results/
 nox -s discover                      refresh models.json from the Hub
 nox -s matrix -- -t cpu              the GitHub Actions job matrix of those sessions (JSON)
+nox -s bench                         benchmarks of hfmatrix itself
 """
 
 from __future__ import annotations
@@ -134,16 +135,29 @@ for _family in FAMILIES:
     family_session(_family)
 
 
-@nox.session
-def tests(session: nox.Session) -> None:
-    """The framework's own test suite."""
-    try:  # every family's cpu dependencies: the suite runs each family's tiny checkpoint
+def install_every_family(session: nox.Session) -> None:
+    """The harness with its test extras and every family's cpu dependencies."""
+    try:
         requirements = [r for f in FAMILIES for r in PROJECT.install_requirements(f, "cpu", [])]
     except UserError as exc:
         user_error(exc)
     session.install("-e", f"{ROOT}[test]", *dict.fromkeys(requirements))
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The framework's own test suite."""
+    install_every_family(session)  # the suite runs each family's tiny checkpoint
     # tiny models only: one torch thread each, instead of threads fighting over the cores
     session.run("python", "-m", "pytest", *session.posargs, env={"OMP_NUM_THREADS": "1"})
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks of hfmatrix itself: our forward timing against torch's Timer, nox's
+    overhead against a prepared environment, uv against pip (prints tables)."""
+    install_every_family(session)
+    session.run("python", "-m", "hfmatrix.bench", *session.posargs)
 
 
 def hfmatrix_command(session: nox.Session, command: str) -> None:

@@ -172,3 +172,19 @@ def test_perf_options_need_performance(family, capsys):
     assert capsys.readouterr().err.strip() == (
         "error: --perf-warmup, --perf-new-tokens without --performance"
     )
+
+
+@pytest.mark.parametrize("family", ["vit"], indirect=True)
+def test_the_bench_times_a_family_both_ways(family, isolated):
+    from hfmatrix import bench
+    from hfmatrix.project import Project
+
+    ours, theirs = bench.forward_figures(Project.find(), "vit", seconds=0.25)
+    assert 0 < ours < 1 and 0 < theirs < 1  # seconds per forward pass of a tiny ViT
+
+
+def test_the_bench_refuses_an_unknown_family(capsys):
+    from hfmatrix import bench
+
+    assert bench.main(["--family", "nosuch", "--only", "envs"]) == 2
+    assert capsys.readouterr().err.strip() == "error: unknown family 'nosuch'"

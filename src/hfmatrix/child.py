@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from hfmatrix.files import atomic_write_text
@@ -53,13 +54,18 @@ def main(argv: list[str]) -> None:
 
 def load_class(module_path: Path, name: str) -> type:
     """Class ``name`` of the family module at ``module_path``."""
+    return getattr(load_module(module_path), name)
+
+
+def load_module(module_path: Path) -> ModuleType:
+    """The family module at ``module_path``, imported under its file name."""
     spec = importlib.util.spec_from_file_location(module_path.stem, module_path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {module_path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_path.stem] = module
     spec.loader.exec_module(module)
-    return getattr(module, name)
+    return module
 
 
 def exit_with_parent(parent: int) -> None:
