@@ -156,10 +156,17 @@ def test_report_environment_has_no_torch(bert_run):
 def test_posargs_reach_the_run(bert_run, workspace):
     tmp, env = workspace
     results = tmp / "posargs"
+    perf = ("--performance", "--perf-warmup", "1", "--perf-iterations", "3", "--perf-duration",
+            "0.1", "--perf-batch-size", "2")  # fmt: skip
     args = ("-s", "bert(hardware='cpu')", "--", "--model", "tiny", "--results-dir", str(results))
-    done = nox(ROOT / "noxfile.py", env, "--envdir", str(tmp / "envs"), *args)
+    done = nox(ROOT / "noxfile.py", env, "--envdir", str(tmp / "envs"), *args, *perf)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert list(records_by_model(results, "bert-cpu")) == ["tiny-bert"]
+    records = records_by_model(results, "bert-cpu")
+    assert list(records) == ["tiny-bert"]
+    block = records["tiny-bert"]["performance"]
+    assert block["settings"] == {"warmup": 1, "iterations": 3, "duration_s": 0.1,
+                                 "batch_size": 2, "new_tokens": 32}  # fmt: skip
+    assert block["targets"]["forward"]["latency"]["count"] >= 3
 
 
 def test_unknown_flag_exits_2_in_one_line(workspace):
