@@ -22,7 +22,7 @@ class FakeClock(Clock):
         super().__init__()
         self.time_now, self.steps = 0.0, iter(steps)
 
-    def now(self) -> float:
+    def mark(self) -> float:
         self.time_now += next(self.steps)
         return self.time_now
 
@@ -69,11 +69,11 @@ def test_token_times_reset_for_every_generate_call():
     tokens.start()
     for _ in range(3):
         tokens(None, None)
-    assert tokens.split(clock.now()) == (2.0, 2.5, [1.0, 1.0])
+    assert tokens.split(clock.mark()) == (2.0, 2.5, [1.0, 1.0])
     tokens.start()  # the 10 s between the calls belongs to neither
     for _ in range(2):
         tokens(None, None)
-    assert tokens.split(clock.now()) == (4.0, 3.25, [3.0])
+    assert tokens.split(clock.mark()) == (4.0, 3.25, [3.0])
 
 
 class FakeGenerator:
@@ -188,3 +188,21 @@ def test_the_bench_refuses_an_unknown_family(capsys):
 
     assert bench.main(["--family", "nosuch", "--only", "envs"]) == 2
     assert capsys.readouterr().err.strip() == "error: unknown family 'nosuch'"
+
+
+@pytest.mark.parametrize("family", ["bert"], indirect=True)
+def test_a_measurement_cut_short_keeps_the_tests_verdict(family, isolated):
+    """The time limit falls during the measurement: the record keeps its passed tests and
+    says in its performance block why the figures are missing."""
+    from families_helpers import family_test
+
+    from hfmatrix.runner import RunSettings, run_model
+
+    test = family_test(family)
+    endless = PerfSettings(warmup=0, iterations=1, duration_s=600.0)
+    run = RunSettings(results_dir=isolated / "results", performance=endless, timeout_s=30)
+    record = run_model(type(test), test.project, "tiny", "cpu", run).record
+    assert (record["status"], record["reason"]) == ("passed", "")
+    assert record["tests"]["from_pretrained"]["status"] == "passed"
+    assert record["performance"]["error"].startswith("timeout: no result within 30 s")
+    assert "pending" not in record["performance"] and record["crash"]["signal"] == "SIGKILL"

@@ -344,23 +344,30 @@ def test_the_dashboard_is_written_beside_the_summary(results: Path) -> None:
     assert summary["generated_at"] in page
 
 
-def _perf(p50: float, throughput: float) -> dict[str, Any]:
+def _perf(p50: float, throughput: float, batch: int = 1) -> dict[str, Any]:
     target = {"latency": {"p50": p50, "p90": 2 * p50},
               "throughput": {"unit": "samples/s", "value": throughput},
               "memory": {"unit": "MB", "max_ram": 800.0}}  # fmt: skip
-    return {"targets": {"forward": target, "load_model": {"latency": {"p50": 1.0}}}}
+    return {"settings": {"batch_size": batch},
+            "targets": {"forward": target, "load_model": {"latency": {"p50": 1.0}}}}  # fmt: skip
 
 
 def test_performance_per_class_and_hardware(tmp_path: Path) -> None:
-    for model_id, p50, rate in (("a", 0.001, 900.0), ("b", 0.003, 300.0), ("c", 0.002, 450.0)):
+    runs = (
+        ("a", 0.001, 900.0, 1),
+        ("b", 0.003, 300.0, 1),
+        ("c", 0.002, 450.0, 1),
+        ("big", 0.5, 16.0, 8),
+    )  # fmt: skip  (another batch size: not in the medians)
+    for model_id, p50, rate, batch in runs:
         record = _record("bert", model_id, "cpu", "passed")
-        record["performance"] = _perf(p50, rate)
+        record["performance"] = _perf(p50, rate, batch)
         write_record(tmp_path, record)
     write_record(tmp_path, _record("bert", "d", "cpu", "passed"))  # measured without
     summary = write_report(tmp_path)
     assert summary["matrix"]["bert"]["cpu"]["performance"] == {"forward": {
         "p50_s": 0.002, "p90_s": 0.004, "throughput": 450.0, "max_ram_mb": 800.0,
-        "throughput_unit": "samples/s", "models": 3}}  # fmt: skip
+        "throughput_unit": "samples/s", "models": 3, "settings": {"batch_size": 1}}}  # fmt: skip
     rows = {row["model_id"]: row["performance"] for row in summary["models"]}
     assert rows["a"]["forward"]["p50_s"] == 0.001 and rows["d"] is None
     assert rows["a"]["load_model"]["throughput"] is None

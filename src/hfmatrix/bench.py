@@ -218,11 +218,10 @@ def environments(project: Project, family: str) -> None:
 def build(tool: str, venv: Path, requirements: list[str], cwd: Path) -> float:
     if tool == "uv":
         uv = shutil.which("uv") or "uv"
-        return timed([uv, "venv", "-q", str(venv)], cwd) + timed(
+        return timed([uv, "venv", "-q", "-p", sys.executable, str(venv)], cwd) + timed(
             [uv, "pip", "install", "-q", "-p", str(venv / "bin" / "python"), *requirements], cwd
         )
-    python = shutil.which("python3") or sys.executable
-    return timed([python, "-m", "venv", str(venv)], cwd) + timed(
+    return timed([sys.executable, "-m", "venv", str(venv)], cwd) + timed(
         [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *requirements], cwd
     )
 

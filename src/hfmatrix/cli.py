@@ -33,6 +33,17 @@ def positive(value: str) -> float:
     return number
 
 
+def nonnegative(value: str) -> float:
+    """A number of seconds, 0 or more."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 0 <= number < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} must be 0 or more")
+    return number
+
+
 def count_value(value: str) -> int:
     """A whole number of at least 1."""
     if not value.strip().isdigit() or int(value) < 1:
@@ -91,7 +102,7 @@ RUN_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
         help=f"--performance: untimed calls first (default {PerfSettings.warmup})")),
     (("--perf-iterations",), dict(default=None, metavar="N", type=count_value,
         help=f"--performance: timed calls at least (default {PerfSettings.iterations})")),
-    (("--perf-duration",), dict(default=None, metavar="SECONDS", type=positive,
+    (("--perf-duration",), dict(default=None, metavar="SECONDS", type=nonnegative,
         help=f"--performance: seconds of timed calls at least (default "
              f"{PerfSettings.duration_s:g})")),
     (("--perf-batch-size",), dict(default=None, metavar="N", type=count_value,

@@ -345,24 +345,28 @@ class FamilyTest:
         ids = [c.passed for c in every_check if c.name.endswith("ids_match_reference")]
         if ids:
             record["numerics"]["greedy_ids_match"] = all(ids)
-        if self.performance is not None:
+        if self.performance is not None:  # saved first: the verdict stands if it dies
+            record["performance"] = {"settings": self.performance.as_dict(), "pending": True}
+            progress(record)
             record["performance"] = self.measure_performance(hardware, self.performance)
             progress(record)
 
     def measure_performance(self, hardware: str, settings: PerfSettings) -> dict[str, Any]:
         """The performance block: each target measured on a fresh load of the model (on
-        openvino, load_model includes the export); a failure is named in the block."""
-        if hardware == "openvino":
-            self.exported = None
+        openvino, load_model includes the export), with what the tests held freed first; a
+        failure is named in the block beside the targets measured before it."""
+        import torch
+
+        self.exported, self._reference = None, None
+        gc.collect()
+        if hardware == "cuda":
+            torch.cuda.empty_cache()
 
         def load() -> tuple[Any, Any]:
             return backends.load_model(self, hardware)
 
         device = hardware_module.device(hardware)
-        try:
-            return perf.measure(load, self.model_inputs, self.generate_inputs, settings, device)
-        except Exception as exc:
-            return {"settings": settings.as_dict(), "error": f"{type(exc).__name__}: {exc}"[:2000]}
+        return perf.measure(load, self.model_inputs, self.generate_inputs, settings, device)
 
     def blocked(self) -> tuple[str, str] | None:
         """(status, reason) when policy or availability stops this model, else None.

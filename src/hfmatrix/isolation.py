@@ -79,7 +79,11 @@ def run_in_child(
         record = saved["record"] if saved else blank  # the tests that finished are kept
         last_output = tail(log_path)
         status, reason = stopped or ("error", exit_reason(child.returncode, last_output))
-        record.update(status=status, reason=reason)
+        performance = record.get("performance")
+        if isinstance(performance, dict) and performance.pop("pending", False):
+            performance["error"] = f"{status}: {reason}"  # the tests' verdict stands
+        else:
+            record.update(status=status, reason=reason)
         record["crash"] = {
             "returncode": child.returncode,
             "signal": signal_name(child.returncode),

@@ -50,7 +50,7 @@ def latency(values: list[float]) -> dict[str, Any]:
     stdev = statistics.pstdev(values)
     return {
         "unit": "s",
-        "values": values,
+        "values": [round(value, 9) for value in values],  # to the nanosecond
         "count": len(values),
         "total": math.fsum(values),
         "mean": mean,
@@ -72,19 +72,37 @@ def throughput(volume: float, unit: str, values: list[float]) -> dict[str, Any]:
 
 
 class Clock:
-    """Host timing that waits for the device first (CUDA, MPS) so a time covers its work."""
+    """Times the device's work between two marks: CUDA events on cuda (one wait, when the
+    span is read: none between a generate call's token marks), else the host's
+    perf_counter, after waiting for the device on mps."""
 
-    def __init__(self, synchronize: Callable[[], None] | None = None):
-        self.synchronize = synchronize or (lambda: None)
+    def __init__(self, device: str = "cpu"):
+        self.cuda, self.mps = device.startswith("cuda"), device == "mps"
+        self.torch: Any = None
+        if self.cuda or self.mps:
+            import torch
 
-    def now(self) -> float:
-        self.synchronize()
+            self.torch = torch
+
+    def mark(self) -> Any:
+        if self.cuda:
+            event = self.torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        if self.mps:
+            self.torch.mps.synchronize()
         return time.perf_counter()
 
+    def seconds(self, start: Any, end: Any) -> float:
+        if self.cuda:
+            end.synchronize()
+            return start.elapsed_time(end) / 1000  # milliseconds
+        return end - start
+
     def time(self, call: Callable[[], Any]) -> float:
-        start = self.now()
+        start = self.mark()
         call()
-        return self.now() - start
+        return self.seconds(start, self.mark())
 
 
 def repeat(
@@ -105,31 +123,31 @@ def repeat(
 
 
 class TokenTimes:
-    """A logits processor (``generate(logits_processor=[...])``) that notes when each new
+    """A logits processor (``generate(logits_processor=[...])``) that marks when each new
     token's logits arrive; ``start()`` resets it for every generate call."""
 
     def __init__(self, clock: Clock):
         self.clock = clock
-        self.begin = 0.0
-        self.stamps: list[float] = []
+        self.begin: Any = None
+        self.stamps: list[Any] = []
 
     def start(self) -> None:
         self.stamps = []
-        self.begin = self.clock.now()
+        self.begin = self.clock.mark()
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        self.stamps.append(self.clock.now())
+        self.stamps.append(self.clock.mark())
         return scores
 
-    def split(self, end: float) -> tuple[float, float, list[float]]:
-        """(prefill, decode, per-token latencies) of the call that ended at ``end``:
+    def split(self, end: Any) -> tuple[float, float, list[float]]:
+        """(prefill, decode, per-token latencies) of the call that ended at mark ``end``:
         prefill to the first token's logits, decode from there to the end, and the time
         between consecutive tokens."""
         if not self.stamps:
             raise ValueError("generate produced no token")
-        first = self.stamps[0]
-        gaps = [later - earlier for earlier, later in pairwise(self.stamps)]
-        return first - self.begin, end - first, gaps
+        seconds, first = self.clock.seconds, self.stamps[0]
+        gaps = [seconds(earlier, later) for earlier, later in pairwise(self.stamps)]
+        return seconds(self.begin, first), seconds(first, end), gaps
 
 
 @contextmanager
@@ -176,17 +194,6 @@ class Memory:
             found["max_reserved"] = torch.cuda.max_memory_reserved() / MB
 
 
-def device_clock(device: str) -> Clock:
-    """A Clock that synchronizes ``device`` (cuda, mps) before reading the host clock."""
-    import torch
-
-    if device.startswith("cuda"):
-        return Clock(torch.cuda.synchronize)
-    if device == "mps":
-        return Clock(torch.mps.synchronize)
-    return Clock()
-
-
 def batched(inputs: dict[str, Any], size: int) -> dict[str, Any]:
     """The family's one-sample inputs repeated to a batch of ``size`` (tensors along dim 0)."""
     import torch
@@ -207,21 +214,26 @@ def measure(
     generating class first_generate, generate, prefill, decode and per_token."""
     import torch
 
-    clock, memory = device_clock(device), Memory(device)
-    with memory.watch() as used:
-        start = clock.now()
-        model, processor = load()
-        loaded = clock.now() - start
-    targets = {"load_model": {"latency": latency([loaded]), "memory": used}}
-    with torch.inference_mode():
-        inputs = batched(forward(model, processor) or {}, settings.batch_size)
-        targets.update(forward_targets(model, inputs, settings, clock, memory))
-        generating = generate(model, processor)
-        if generating is not None:
-            inputs = batched(generating, settings.batch_size)
-            targets.update(generate_targets(model, inputs, settings, clock, memory))
-    block = {"settings": settings.as_dict(), "threads": torch.get_num_threads(), "device": device}
-    return {**block, "targets": targets}
+    clock, memory = Clock(device), Memory(device)
+    targets: dict[str, Any] = {}
+    block = {"settings": settings.as_dict(), "threads": torch.get_num_threads(),
+             "device": device, "targets": targets}  # fmt: skip
+    try:
+        with memory.watch() as used:
+            loaded: list[Any] = []
+            seconds = clock.time(lambda: loaded.extend(load()))
+        targets["load_model"] = {"latency": latency([seconds]), "memory": used}
+        model, processor = loaded
+        with torch.inference_mode():
+            inputs = batched(forward(model, processor) or {}, settings.batch_size)
+            targets.update(forward_targets(model, inputs, settings, clock, memory))
+            generating = generate(model, processor)
+            if generating is not None:
+                inputs = batched(generating, settings.batch_size)
+                targets.update(generate_targets(model, inputs, settings, clock, memory))
+    except Exception as exc:  # the targets measured so far stay
+        block["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+    return block
 
 
 def forward_targets(
@@ -261,7 +273,7 @@ def generate_targets(
         model.generate(**inputs, **fixed_length_greedy(settings.new_tokens),
                        logits_processor=[tokens])  # fmt: skip
         if note:
-            prefill, decode, gaps = tokens.split(clock.now())
+            prefill, decode, gaps = tokens.split(clock.mark())
             parts["prefill"].append(prefill)
             parts["decode"].append(decode)
             parts["per_token"].extend(gaps)

@@ -84,15 +84,26 @@ def _matrix_cell(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _cell_performance(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per key target (forward, generate): the median over the cell's models of each figure."""
+    """Per key target (forward, generate): the median over the cell's models of each figure,
+    among the models measured with the settings most of them used (batch sizes or token
+    counts do not mix), with those settings."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        row = _performance(record)
+        if row:
+            settings = _dict(record["performance"]).get("settings")
+            groups.setdefault(json.dumps(settings, sort_keys=True), []).append(row)
+    if not groups:
+        return {}
+    settings, rows = max(sorted(groups.items()), key=lambda item: len(item[1]))
     figures: dict[str, dict[str, Any]] = {}
-    rows = [row for row in map(_performance, records) if row]
     for name in PERF_TARGETS:
         found = [row[name] for row in rows if name in row]
         if found:
             figures[name] = {key: _median([f[key] for f in found])
                              for key in ("p50_s", "p90_s", "throughput", "max_ram_mb")}  # fmt: skip
-            figures[name] |= {"throughput_unit": found[0]["throughput_unit"], "models": len(found)}
+            figures[name] |= {"throughput_unit": found[0]["throughput_unit"],
+                              "models": len(found), "settings": json.loads(settings)}  # fmt: skip
     return figures
 
 
