@@ -53,13 +53,17 @@ def test_throughput_is_the_named_volume_over_the_timed_seconds():
     }  # fmt: skip
 
 
-def test_repeat_runs_warmup_then_the_minimum_count_and_duration():
+def test_repeat_warms_up_sampling_memory_then_times_the_minimum_count_and_duration():
     calls = []
     settings = PerfSettings(warmup=3, iterations=4, duration_s=0.0)
-    values = perf.repeat(lambda: calls.append(1), settings, FakeClock(itertools.repeat(0.5)))
+    clock = FakeClock(itertools.repeat(0.5))
+    values, memory = perf.repeat(lambda: calls.append(1), settings, clock)
     assert len(calls) == 7 and values == [0.5] * 4
+    assert memory["unit"] == "MB" and memory["max_ram"] > 0  # sampled over the warmup
+    calls.clear()
     settings = PerfSettings(warmup=0, iterations=1, duration_s=0.05)
-    assert len(perf.repeat(lambda: None, settings, Clock())) > 1  # until 50 ms passed
+    values, _ = perf.repeat(lambda: calls.append(1), settings, Clock())
+    assert len(values) > 1 and len(calls) == len(values) + 1  # one untimed call sampled
 
 
 def test_token_times_reset_for_every_generate_call():
@@ -180,7 +184,8 @@ def test_the_bench_times_a_family_both_ways(family, isolated):
     from hfmatrix.project import Project
 
     figures = bench.forward_figures(Project.find(), "vit", seconds=0.25)
-    assert len(figures) == 3 and all(0 < value < 1 for value in figures)  # seconds per call
+    assert len(figures) == 4 and all(0 < figures[i] < 1 for i in (0, 1, 3))  # s per call
+    assert 0.2 < figures[2] < 5  # our p50 over Timer's
 
 
 def test_the_bench_refuses_an_unknown_family(capsys):

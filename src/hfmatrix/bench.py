@@ -26,7 +26,7 @@ from hfmatrix.project import Project
 
 PARTS = ("timer", "overhead", "envs")
 AGREEMENT = 0.10  # our p50 within 10% of the independent timer's
-ROUNDS = 5  # turns of ours and the Timer's measurements per family
+MIN_CALLS = 100  # timed calls of each at least
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -79,8 +79,7 @@ def timer_agreement(project: Project, seconds: float) -> bool:
     single calls (and, for scale, its blocked_autorange median, a mean per block)."""
     rows, ok = [], True
     for family in project.families():
-        ours, single, blocked = forward_figures(project, family, seconds)
-        ratio = ours / single
+        ours, single, ratio, blocked = forward_figures(project, family, seconds)
         agrees = abs(ratio - 1) <= AGREEMENT
         ok = ok and agrees
         rows.append([family, *(f"{value * 1e3:.4f}" for value in (ours, single, blocked)),
@@ -92,9 +91,13 @@ def timer_agreement(project: Project, seconds: float) -> bool:
     return ok
 
 
-def forward_figures(project: Project, family: str, seconds: float) -> tuple[float, float, float]:
-    """(our forward p50 as --performance measures it, Timer's median of single calls,
-    Timer's blocked_autorange median) in seconds, on one loaded model, timed in turns."""
+def forward_figures(
+    project: Project, family: str, seconds: float
+) -> tuple[float, float, float, float]:
+    """On one loaded model: our forward p50 (the timing --performance does, call by call),
+    Timer's median of single calls taken in alternation with ours (so both see the machine
+    in the same state: a shared machine drifts from one second to the next), the ratio of
+    the two, and for scale Timer's blocked_autorange median (a mean per block of calls)."""
     import torch
     from torch.utils.benchmark import Timer
 
@@ -102,30 +105,19 @@ def forward_figures(project: Project, family: str, seconds: float) -> tuple[floa
 
     test = family_test_class(project, family)("tiny", project)
     model, processor, _ = test.load_model()
-    share = seconds / ROUNDS  # in turns, so both see the machine in the same state
-    settings = perf.PerfSettings(warmup=10, iterations=10, duration_s=share)
-    ours: list[float] = []
-    single: list[float] = []
-    blocked: list[float] = []
+    clock, ours, single = perf.Clock(), [], []
     with torch.inference_mode():
         inputs = test.model_inputs(model, processor)
         timer = Timer("model(**inputs)", globals={"model": model, "inputs": inputs},
                       num_threads=torch.get_num_threads())  # fmt: skip
-        for _ in range(ROUNDS):
-            with perf.Memory("cpu").watch():  # as --performance runs: RSS sampled meanwhile
-                ours += perf.repeat(lambda: model(**inputs), settings, perf.Clock())
-            single += single_calls(timer, share)
-            blocked.append(timer.blocked_autorange(min_run_time=share).median)
-    return perf.percentile(ours, 50), perf.percentile(single, 50), perf.percentile(blocked, 50)
-
-
-def single_calls(timer: Any, seconds: float) -> list[float]:
-    """Timer's own timing of one call at a time, for ``seconds``."""
-    times: list[float] = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        times.append(timer.timeit(1).median)
-    return times
+        perf.repeat(lambda: model(**inputs), perf.PerfSettings(iterations=1, duration_s=0), clock)
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end or len(ours) < MIN_CALLS:
+            ours.append(clock.time(lambda: model(**inputs)))
+            single.append(timer.timeit(1).median)
+        blocked = timer.blocked_autorange(min_run_time=seconds).median
+    mine, theirs = perf.percentile(ours, 50), perf.percentile(single, 50)
+    return mine, theirs, mine / theirs, blocked
 
 
 def family_test_class(project: Project, family: str) -> type:

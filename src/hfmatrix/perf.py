@@ -109,17 +109,20 @@ def repeat(
     call: Callable[[], Any],
     settings: PerfSettings,
     clock: Clock,
+    memory: Memory | None = None,
     warm: Callable[[], Any] | None = None,
-) -> list[float]:
-    """Warm up (with ``warm``, default ``call``), then time ``call`` at least
-    ``iterations`` times and ``duration_s`` long."""
-    for _ in range(settings.warmup):
-        (warm or call)()
+) -> tuple[list[float], dict[str, Any]]:
+    """(latencies, peak memory) of ``call``: the untimed warmup calls (``warm``, default
+    ``call``; at least one) run while ``memory`` samples, then ``call`` is timed at least
+    ``iterations`` times and ``duration_s`` long with no sampling beside it."""
+    with (memory or Memory("cpu")).watch() as used:
+        for _ in range(max(settings.warmup, 1)):
+            (warm or call)()
     values: list[float] = []
     start = time.perf_counter()
     while len(values) < settings.iterations or time.perf_counter() - start < settings.duration_s:
         values.append(clock.time(call))
-    return values
+    return values, used
 
 
 class TokenTimes:
@@ -244,13 +247,12 @@ def forward_targets(
     def call() -> Any:
         return model(**inputs)
 
-    targets = {}
-    for name, times in (("first_forward", lambda: [clock.time(call)]),
-                        ("forward", lambda: repeat(call, settings, clock))):  # fmt: skip
-        with memory.watch() as used:
-            values = times()
-        targets[name] = target(values, settings.batch_size * len(values), "samples", used)
-    return targets
+    with memory.watch() as used:
+        first = [clock.time(call)]
+    values, warm = repeat(call, settings, clock, memory)
+    batch = settings.batch_size
+    return {"first_forward": target(first, batch, "samples", used),
+            "forward": target(values, batch * len(values), "samples", warm)}  # fmt: skip
 
 
 def target(values: list[float], volume: float, unit: str, memory: dict) -> dict[str, Any]:
@@ -282,8 +284,7 @@ def generate_targets(
     with memory.watch() as used:
         first = [clock.time(lambda: call(note=False))]
     targets = {"first_generate": target(first, batch, "samples", used)}
-    with memory.watch() as used:
-        values = repeat(call, settings, clock, warm=lambda: call(note=False))
+    values, used = repeat(call, settings, clock, memory, warm=lambda: call(note=False))
     decoded = batch * len(parts["per_token"])  # every token after each call's first
     return targets | {
         "generate": target(values, batch * len(values), "samples", used),
