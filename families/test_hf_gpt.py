@@ -25,7 +25,6 @@ from hfmatrix.cli import family_main
 from hfmatrix.generation import (
     fixed_length_greedy,
     greedy_margins,
-    greedy_new_ids,
     mask_eos,
     pipeline_ids,
 )
@@ -103,6 +102,7 @@ class TestGptModels(FamilyTest):
     auto_model = AutoModelForCausalLM
     auto_processor = AutoTokenizer
     openvino_class = "OVModelForCausalLM"
+    new_tokens = NEW_TOKENS
 
     def build_tiny(self, path: Path) -> None:
         vocab = {token: i for i, token in enumerate(VOCAB)}
@@ -119,16 +119,6 @@ class TestGptModels(FamilyTest):
         return dict(tokenizer(PROMPT, return_tensors="pt").to(self.device))
 
     generate_inputs = model_inputs
-
-    def greedy(self, model, tokenizer) -> list[int]:
-        """The direct model's NEW_TOKENS greedy ids after PROMPT."""
-        return greedy_new_ids(model, self.generate_inputs(model, tokenizer), NEW_TOKENS)[0]
-
-    def reference_outputs(self, model, tokenizer) -> dict:
-        return {
-            "logits": self.forward(model, tokenizer),
-            "greedy_ids": self.greedy(model, tokenizer),
-        }
 
     def pipeline_output(self, pipe) -> list[int]:
         return pipeline_ids(pipe, PROMPT, NEW_TOKENS)

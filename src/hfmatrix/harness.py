@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hfmatrix import backends, checkpoints, perf, results
+from hfmatrix import backends, checkpoints, generation, perf, results
 from hfmatrix import hardware as hardware_module
 from hfmatrix.checks import Check, agree, close, numerics, truth
 from hfmatrix.perf import PerfSettings
@@ -50,6 +50,7 @@ class FamilyTest:
     atol: ClassVar[float] = 1e-4  # the class's tolerance against the fp32 CPU reference
     openvino_atol: ClassVar[float | None] = None  # where OpenVINO is allowed more (ANCHORS)
     openvino_class: ClassVar[str]  # the optimum.intel class that exports the model
+    new_tokens: ClassVar[int] = 0  # a generating class's greedy tokens, compared id by id
 
     def __init__(
         self,
@@ -109,8 +110,18 @@ class FamilyTest:
 
     def reference_outputs(self, model: Any, processor: Any) -> dict[str, Any]:
         """What another backend must reproduce: named tensors (compared at the class's
-        tolerance) and token ids (exactly). Generating families add their greedy ids."""
-        return {"logits": self.forward(model, processor)}
+        tolerance) and token ids (exactly): the logits and, for a generating class, its
+        greedy ids."""
+        outputs = {"logits": self.forward(model, processor)}
+        if self.generate_inputs(model, processor) is not None:
+            outputs["greedy_ids"] = self.greedy(model, processor)
+        return outputs
+
+    def greedy(self, model: Any, processor: Any) -> list[int]:
+        """The ids of the ``new_tokens`` tokens fixed-length greedy decoding adds to the
+        generate inputs."""
+        inputs = self.generate_inputs(model, processor)
+        return generation.greedy_new_ids(model, inputs, self.new_tokens)[0]
 
     def pipeline_output(self, pipe: Any) -> Any:
         """The pipeline's output on the family's fixed inputs (compared across backends)."""
