@@ -307,6 +307,22 @@ def test_rebuilding_the_tiny_checkpoint_gives_identical_bytes(family, built_tiny
     assert_names(set(files), EXPECTED[name(family)].files)
 
 
+def test_each_transformers_version_builds_its_own_tiny_checkpoint(isolated, monkeypatch):
+    """What save_pretrained writes changes between versions (an environment with another
+    transformers shares the cache): a version never loads another's files."""
+    from importlib import metadata
+
+    def build(path) -> None:
+        (path / "version").write_text(metadata.version("transformers"))
+
+    here = checkpoints.tiny_checkpoint("probe-v1", build)
+    assert here.name == f"probe-v1-transformers-{metadata.version('transformers')}"
+    monkeypatch.setattr(metadata, "version", lambda name: "4.0.0")
+    other = checkpoints.tiny_checkpoint("probe-v1", build)
+    assert other.name == "probe-v1-transformers-4.0.0" and other != here
+    assert (other / "version").read_text() == "4.0.0" != (here / "version").read_text()
+
+
 @each_family
 def test_default_hub_model_is_skipped_offline_quickly(family):
     reason = skipped_quickly(family, default_model(family))

@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,16 @@ def cache_root() -> Path:
 
 
 def tiny_checkpoint(name: str, build: Callable[[Path], None]) -> Path:
-    """The directory of checkpoint ``name``, built by ``build(dir)`` on first use.
+    """The directory of checkpoint ``name`` for this transformers version, built by
+    ``build(dir)`` on first use.
 
     The build goes to a temporary sibling directory that is renamed into place complete,
     so a half-written checkpoint is never used and concurrent builders do not collide:
     the first rename wins and the others discard their copy.
     """
-    target = cache_root() / "tiny" / name
+    # what save_pretrained writes (weight names, files) depends on the transformers version,
+    # and another version may not load it: each version has its own copy
+    target = cache_root() / "tiny" / f"{name}-transformers-{metadata.version('transformers')}"
     if (target / COMPLETE).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
