@@ -93,13 +93,25 @@ def test_merging_again_changes_nothing(tmp_path):
     assert write_report(out)["history"] == 1  # the merged tree alone reports the same
 
 
+def with_log(root: Path, rec: dict[str, Any], text: str) -> dict[str, Any]:
+    """``rec`` with a log in ``root``'s logs/, where the runner puts it."""
+    log = root / "logs" / "bert-cpu" / "tiny-bert@aaaa.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(text)
+    return {**rec, "log": str(log)}
+
+
 def test_a_newer_job_moves_the_trees_own_record_to_history(tmp_path):
-    out = tree(tmp_path / "test_results", record(started="2026-01-01T00:00:00+00:00"))
-    job = tree(tmp_path / "job", record(started="2026-02-01T00:00:00+00:00", host="ci"))
+    out, job = tmp_path / "test_results", tmp_path / "job"
+    tree(out, with_log(out, record(started="2026-01-01T00:00:00+00:00"), "old run\n"))
+    tree(job, with_log(job, record(started="2026-02-01T00:00:00+00:00", host="ci"), "new\n"))
     write_report(out, inputs=[job])
     assert len(files(out, "raw")) == 1 and len(files(out, "history")) == 1
-    assert json.loads((out / "raw" / "bert-cpu" / "tiny-bert@aaaa.json").read_text())[
-        "environment"]["host"] == "ci"  # fmt: skip
+    current = json.loads((out / "raw" / "bert-cpu" / "tiny-bert@aaaa.json").read_text())
+    assert current["environment"]["host"] == "ci"
+    assert Path(current["log"]).read_text() == "new\n"
+    (older,) = (out / "history" / "bert-cpu").glob("*.json")
+    assert Path(json.loads(older.read_text())["log"]).read_text() == "old run\n"
 
 
 def test_a_corrupt_record_is_named_and_skipped_and_the_rest_kept(tmp_path, capsys):

@@ -135,15 +135,15 @@ def write_tree(results_dir: Path, merged: Merged) -> None:
     the others in history/. Its own record files that the merge rewrote elsewhere go;
     unreadable ones stay, listed."""
     keep = set()
-    for run in merged.current:
-        path = record_path(results_dir, run.record)
-        _copy(run, path, results_dir)
-        keep.add(path)
-    for run in merged.history:
+    for run in merged.history:  # first: a current run may take over a history run's log name
         record = run.record
         stamp = "".join(c for c in str(record.get("started_at") or "") if c.isalnum())
         name = f"{record_path(results_dir, record).stem}~{slug(host(record) or 'host')}~{stamp}"
         path = results_dir / "history" / record["session"] / f"{name}.json"
+        _copy(run, path, results_dir)
+        keep.add(path)
+    for run in merged.current:
+        path = record_path(results_dir, run.record)
         _copy(run, path, results_dir)
         keep.add(path)
     unreadable = {Path(item["path"]) for item in merged.unreadable}
