@@ -74,7 +74,6 @@ class TestBertModels(FamilyTest):
     """Masked-LM models: fill-mask pipeline, direct logits, pipeline/logits agreement."""
 
     family = "bert"
-    tiny_name = "bert-v1"
     auto_model = AutoModelForMaskedLM
     auto_processor = AutoTokenizer
     openvino_class = "OVModelForMaskedLM"

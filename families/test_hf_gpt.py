@@ -98,7 +98,6 @@ class TestGptModels(FamilyTest):
     """Causal LMs: text-generation pipeline, direct logits and greedy ids, their agreement."""
 
     family = "gpt"
-    tiny_name = "gpt-v1"
     auto_model = AutoModelForCausalLM
     auto_processor = AutoTokenizer
     openvino_class = "OVModelForCausalLM"

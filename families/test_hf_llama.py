@@ -23,12 +23,15 @@ from transformers import (
 from hfmatrix.checkpoints import grown_bpe, seed_parameters, vocab_sha256, weights_sha256
 from hfmatrix.checks import Check, close, equal
 from hfmatrix.cli import family_main
+from hfmatrix.expectations import expect
 from hfmatrix.generation import (
     fixed_length_greedy,
     greedy_margins,
     greedy_new_ids,
     mask_eos,
     pipeline_ids,
+    pipeline_new_text,
+    prompt_cut,
 )
 from hfmatrix.harness import FamilyTest
 
@@ -99,8 +102,11 @@ GOLDEN_NEW_IDS = [
     424, 338, 417, 491, 365, 493, 398, 469, 339, 320, 432, 365, 373, 417, 336, 469, 235, 469,
     321, 506,
 ]  # fmt: skip
-GOLDEN_TEXT = (
-    "la or world lit he littl mor capit ha fr such he been world this capit\ufffd capit fro qu"
+GOLDEN_TEXT = expect(
+    "la or world lit he littl mor capit ha fr such he been world this capit\ufffd capit fro qu",
+    prompt_cut(
+        " la or world lit he littl mor capit ha fr such he been world this capit\ufffd capit fro qu"
+    ),
 )
 
 
@@ -108,7 +114,6 @@ class TestLlamaModels(FamilyTest):
     """Causal LMs: logits, exact greedy ids, pipeline/generate agreement, KV-cache consistency."""
 
     family = "llama"
-    tiny_name = "llama-v1"
     timeout_s = 3600.0  # 7B+ checkpoints: loading alone takes minutes on a CPU
     auto_model = AutoModelForCausalLM
     auto_processor = AutoTokenizer
@@ -141,14 +146,14 @@ class TestLlamaModels(FamilyTest):
         [text] = pipe(PROMPT, return_full_text=False, **fixed_length_greedy(NEW_TOKENS))
         text = text["generated_text"]
         new_ids = sequence[len(prompt_ids) :]
-        decoded = pipe.tokenizer.decode(new_ids, skip_special_tokens=True)
+        decoded = pipeline_new_text(pipe.tokenizer, prompt_ids, new_ids)
         checks = [
             equal("pipeline_keeps_prompt_ids", sequence[: len(prompt_ids)], prompt_ids),
             equal("new_token_count", len(new_ids), NEW_TOKENS),
             equal("text_is_decoding_of_ids", text, decoded),
         ]
         if self.tier == "tiny":
-            golden_decoded = pipe.tokenizer.decode(GOLDEN_NEW_IDS, skip_special_tokens=True)
+            golden_decoded = pipeline_new_text(pipe.tokenizer, prompt_ids, GOLDEN_NEW_IDS)
             checks.append(equal("generated_ids", new_ids, GOLDEN_NEW_IDS))
             checks.append(equal("generated_text", text, GOLDEN_TEXT))
             checks.append(equal("generated_text_is_golden_decoding", text, golden_decoded))
@@ -170,7 +175,7 @@ class TestLlamaModels(FamilyTest):
             equal("new_token_count", len(new_ids), NEW_TOKENS),
             equal("first_token_is_argmax", new_ids[0], first_choice),
             equal("pipeline_matches_greedy_ids", output["generated_text"],
-                  tokenizer.decode(new_ids, skip_special_tokens=True)),
+                  pipeline_new_text(tokenizer, inputs["input_ids"][0].tolist(), new_ids)),
             close("causal_prefix_logits", full[:prompt_length], logits[0], ATOL),
             close("cached_greedy_is_argmax",
                   greedy_margins(steps, new_ids, model.generation_config),

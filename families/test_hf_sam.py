@@ -20,6 +20,7 @@ from transformers import (
     pipeline,
 )
 
+from hfmatrix import compat
 from hfmatrix.checkpoints import seed_parameters, weights_sha256
 from hfmatrix.checks import Check, close, equal, truth
 from hfmatrix.cli import family_main
@@ -97,7 +98,6 @@ class TestSamModels(FamilyTest):
     """Segment Anything: automatic mask generation, point-prompted masks, and their agreement."""
 
     family = "sam"
-    tiny_name = "sam-v1"
     auto_model = AutoModelForMaskGeneration
     auto_processor = AutoProcessor
     openvino_class = "OVSamModel"
@@ -131,7 +131,7 @@ class TestSamModels(FamilyTest):
     def pipeline_output(self, pipe) -> dict:
         thresholds = THRESHOLDS["tiny" if self.tier == "tiny" else "hub"]
         result = pipe(synthetic_image(), **GRID, **thresholds)
-        return {"masks": [torch.as_tensor(m) for m in result["masks"]], "scores": result["scores"]}
+        return {"masks": [compat.as_tensor(m) for m in result["masks"]], "scores": result["scores"]}
 
     def export_openvino(self, ov_class):
         return super().export_openvino(pipeline_ready(ov_class))
@@ -139,7 +139,8 @@ class TestSamModels(FamilyTest):
     def pipeline_checks(self, pipe) -> list[Check]:
         thresholds = THRESHOLDS["tiny" if self.tier == "tiny" else "hub"]
         result = pipe(synthetic_image(), **GRID, **thresholds)
-        masks, scores = result["masks"], result["scores"].cpu()
+        masks = [compat.as_tensor(mask) for mask in result["masks"]]
+        scores = result["scores"].cpu()
         shapes = {tuple(mask.shape) for mask in masks}
         checks = [
             truth("found_masks", len(masks) > 0, "no mask passed the thresholds"),
@@ -205,7 +206,8 @@ class TestSamModels(FamilyTest):
             device=self.device,
         )  # fmt: skip
         result = pipe(synthetic_image(), **GRID, **NO_FILTERS)
-        scores, piped = result["scores"].cpu(), torch.stack(result["masks"]).cpu()
+        scores = result["scores"].cpu()
+        piped = torch.stack([compat.as_tensor(mask) for mask in result["masks"]]).cpu()
         score_gap = (scores[None, :] - iou[:, None]).abs()  # direct mask x pipeline mask
         pixel_gap = (piped[None] != masks[:, None]).sum((-1, -2)).double()
         pixel_gap[score_gap > ATOL] = float("inf")

@@ -29,6 +29,7 @@ from transformers import (
     T5TokenizerFast,
 )
 
+from hfmatrix import compat
 from hfmatrix.checkpoints import seed_parameters, vocab_sha256, weights_sha256
 from hfmatrix.checks import Check, close, equal
 from hfmatrix.cli import family_main
@@ -43,8 +44,6 @@ WIDE_TEXT = "".join(  # "The house is wonderful!" in full-width forms: NFKC maps
 )
 NEW_TOKENS = 16  # greedy, EOS suppressed: exactly this many new tokens, compared id by id
 ATOL = 1e-4  # same-backend golden values (ANCHORS: 5e-3 is for OpenVINO vs PyTorch)
-SEQ2SEQ_TASK = "text2text-generation"  # transformers 4; removed in transformers 5
-FALLBACK_TASK = "text-generation"  # transformers 5 (see above)
 
 # The tiny checkpoint's Unigram (SentencePiece-style) vocabulary, laid out as T5's: <pad>,
 # </s>, <unk>, the pieces, then the sentinels <extra_id_{EXTRA_IDS-1}> ... <extra_id_0>.
@@ -147,7 +146,6 @@ class TestT5Models(FamilyTest):
     agreement, and teacher forcing against cached decoding."""
 
     family = "t5"
-    tiny_name = "t5-v1"
     auto_model = AutoModelForSeq2SeqLM
     auto_processor = AutoTokenizer
     openvino_class = "OVModelForSeq2SeqLM"
@@ -161,9 +159,7 @@ class TestT5Models(FamilyTest):
         unigram_tokenizer().save_pretrained(path)
 
     def pipeline_task(self) -> str:
-        from transformers.pipelines import SUPPORTED_TASKS
-
-        return SEQ2SEQ_TASK if SEQ2SEQ_TASK in SUPPORTED_TASKS else FALLBACK_TASK
+        return compat.seq2seq_task()
 
     def load_pipeline(self, dtype="float32"):
         with no_causal_lm_complaint():
@@ -199,7 +195,7 @@ class TestT5Models(FamilyTest):
             equal("starts_with_decoder_start", ids[:1], [start]),
             equal("pipeline_ids_match_direct_greedy", ids[1:], direct),
         ]
-        if pipe.task == SEQ2SEQ_TASK:  # the pipeline's own text
+        if pipe.task == compat.SEQ2SEQ_TASK:  # the pipeline's own text
             text = pipe(PROMPT, **generate)[0]["generated_text"]
             decoded = pipe.tokenizer.decode(direct, skip_special_tokens=True)
             checks.append(equal("text_is_greedy_ids_decoded", text, decoded))

@@ -134,7 +134,6 @@ class TestWhisperModels(FamilyTest):
     and the ASR pipeline's text against the direct model's greedy ids."""
 
     family = "whisper"
-    tiny_name = "whisper-v1"
     auto_model = AutoModelForSpeechSeq2Seq
     auto_processor = AutoProcessor
     openvino_class = "OVModelForSpeechSeq2Seq"

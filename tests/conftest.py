@@ -1,5 +1,5 @@
-"""Shared fixtures: an isolated tiny-checkpoint cache and results dir, the family module under
-test, its tiny checkpoint built once per session, and records of runs that change nothing."""
+"""Shared fixtures: an isolated results dir and HF cache, the family module under test, its
+frozen tiny checkpoint (or a private copy to break), and records of runs that change nothing."""
 
 from __future__ import annotations
 
@@ -18,12 +18,11 @@ pytest.register_assert_rewrite("families_helpers")
 
 from families_helpers import import_family, plant_hf_snapshot, run, tiny_dir  # noqa: E402
 
-from hfmatrix import sources  # noqa: E402
+from hfmatrix import checkpoints, sources  # noqa: E402
 
 
 def isolate(patch: pytest.MonkeyPatch, root: Path) -> None:
-    """Tiny checkpoints, results and the HF cache under ``root``; the Hub offline."""
-    patch.setenv("HFMATRIX_CACHE", str(root / "cache"))
+    """Results and the HF cache under ``root``; the Hub offline."""
     patch.setenv("HFMATRIX_RESULTS_DIR", str(root / "results"))
     patch.setenv("HF_HOME", str(root / "hf"))
     patch.setenv("HF_HUB_OFFLINE", "1")
@@ -31,15 +30,14 @@ def isolate(patch: pytest.MonkeyPatch, root: Path) -> None:
 
 @pytest.fixture
 def isolated(tmp_path, monkeypatch) -> Path:
-    """Tiny checkpoints, results and the HF cache under tmp_path; the Hub offline."""
+    """Results and the HF cache under tmp_path; the Hub offline."""
     isolate(monkeypatch, tmp_path)
     return tmp_path
 
 
 @pytest.fixture(scope="session")
 def session_env(tmp_path_factory) -> Callable[[], contextlib.AbstractContextManager[Path]]:
-    """A context manager: `isolated`'s environment under one directory for the session,
-    whose tiny checkpoints every test shares."""
+    """A context manager: `isolated`'s environment under one directory for the session."""
     root = tmp_path_factory.mktemp("session")
 
     @contextlib.contextmanager
@@ -53,7 +51,7 @@ def session_env(tmp_path_factory) -> Callable[[], contextlib.AbstractContextMana
 
 @pytest.fixture(scope="session")
 def built_tiny(session_env) -> Callable[[ModuleType], Path]:
-    """family module -> its tiny checkpoint, built once for the session: never change it."""
+    """family module -> its frozen tiny checkpoint in the repository: never change it."""
 
     def build(family: ModuleType) -> Path:
         with session_env():
@@ -104,11 +102,12 @@ def tiny(family, built_tiny) -> Path:
 
 
 @pytest.fixture
-def tiny_copy(family, built_tiny, isolated) -> Path:
-    """A private copy of the family's tiny checkpoint in this test's cache, free to edit:
-    runs of "tiny" load it."""
+def tiny_copy(family, built_tiny, isolated, monkeypatch) -> Path:
+    """A private copy of the family's tiny checkpoint, free to edit: runs of "tiny" load it
+    (the tiny/ directory is this test's for its duration)."""
     built = built_tiny(family)
-    return Path(shutil.copytree(built, isolated / "cache" / "tiny" / built.name))
+    monkeypatch.setattr(checkpoints, "tiny_root", lambda _root: isolated / "tiny")
+    return Path(shutil.copytree(built, isolated / "tiny" / built.name))
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from hfmatrix import checkpoints
+from hfmatrix import checkpoints, compat
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = ("bert", "gpt", "t5", "llama", "vit", "whisper", "sam", "llava")
@@ -85,9 +85,15 @@ def skipped_quickly(family: ModuleType, model_id: str) -> str:
 
 
 def tiny_dir(family: ModuleType) -> Path:
-    """The family's tiny checkpoint in $HFMATRIX_CACHE, built there if it is not yet."""
-    test = family_test(family)
-    return checkpoints.tiny_checkpoint(test.tiny_name, test.build_tiny)
+    """The family's frozen tiny checkpoint (where runs of "tiny" load it from)."""
+    return checkpoints.tiny_path(family_test(family).project.root, family_test(family).family)
+
+
+def rebuild(family: ModuleType, directory: Path) -> None:
+    """Replace ``directory``'s files with the family's recipe as it is now (frozen as
+    hfmatrix freeze writes them)."""
+    checkpoints.freeze(lambda path: (family_test(family).build_tiny(path), compat.portable(path)),
+                       directory)  # fmt: skip
 
 
 def edit_json(path: Path, edit: Callable[[Any], Any]) -> None:

@@ -101,7 +101,7 @@ def project_copy(dest: Path, overrides: dict[str, dict] | None = None) -> Path:
     dest.mkdir(parents=True)
     for name in ("noxfile.py", "pyproject.toml", "README.md", "models.json", "overrides.json"):
         shutil.copy(ROOT / name, dest / name)
-    for name in ("src", "families", "env_specs"):
+    for name in ("src", "families", "env_specs", "tiny"):
         shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     if overrides is not None:
         (dest / "overrides.json").write_text(json.dumps(overrides, indent=2))

@@ -70,14 +70,12 @@ def test_cuda_without_a_gpu_is_skipped(family):
     assert record["status"] == "skipped" and "CUDA" in record["reason"]
 
 
-def test_a_checkpoint_that_cannot_be_built_is_an_error_record(family, monkeypatch):
-    def broken(self, path):
-        raise RuntimeError("recipe broke")
-
-    monkeypatch.setattr(family.TestBertModels, "build_tiny", broken)
+def test_missing_tiny_files_are_an_error_record_that_says_how_to_make_them(family, tiny_copy):
+    (tiny_copy / "config.json").unlink()
     record = run(family)
     assert record["status"] == "error"
-    assert record["reason"] == "RuntimeError: recipe broke"
+    assert "the tiny checkpoint of bert is missing" in record["reason"]
+    assert "nox -s freeze -- --family bert" in record["reason"]
     assert record["environment"]["python"]
 
 

@@ -58,15 +58,28 @@ def matrix() -> list[dict[str, str]]:
     return jobs()
 
 
-def test_one_entry_per_family_hardware_session(matrix):
-    sessions = [s for s in listed() if "hardware" in s["call_spec"]]
-    assert len(sessions) == 32
+FAMILIES = sorted(path.stem for path in (ROOT / "env_specs").glob("*.toml"))
+STACK_HARDWARE = {"latest": ["cpu", "cuda", "mps", "openvino"], "optimum": ["cpu", "openvino"],
+                  "tf4": ["cpu", "cuda", "mps"]}  # fmt: skip
+
+
+def session_name(family: str, stack: str) -> str:
+    return family if stack == "latest" else f"{family}-{stack}"
+
+
+def test_one_entry_per_family_hardware_stack_session(matrix):
+    names = [session_name(f, stack) for stack in STACK_HARDWARE for f in FAMILIES]
+    sessions = listed("-s", *names)
+    assert len(sessions) == 8 * (4 + 2 + 3) == len(matrix)
     assert [job["session"] for job in matrix] == [s["session"] for s in sessions]
     for job, session in zip(matrix, sessions, strict=True):
-        assert job["family"] == session["name"]
+        assert session["name"] == session_name(job["family"], job["stack"])
         assert job["hardware"] == session["call_spec"]["hardware"]
-        assert job["artifact"] == f"results-{job['family']}-{job['hardware']}"
-    assert set(matrix[0]) == {"session", "family", "hardware", "runs-on", "artifact"}
+        assert job["hardware"] in STACK_HARDWARE[job["stack"]]
+        stack = "" if job["stack"] == "latest" else f"{job['stack']}-"
+        assert job["artifact"] == f"results-{job['family']}-{stack}{job['hardware']}"
+    assert len({job["artifact"] for job in matrix}) == len(matrix)
+    assert set(matrix[0]) == {"session", "family", "stack", "hardware", "runs-on", "artifact"}
 
 
 def test_runner_labels_come_from_the_hardware_specs(matrix):
@@ -80,6 +93,51 @@ def test_runner_option_overrides_the_spec():
     entries = jobs("--runner", "cuda=my-gpu", "--runner", "cpu=big-cpu")
     runners = {job["hardware"]: job["runs-on"] for job in entries}
     assert runners == {**DEFAULT_RUNNERS, "cuda": "my-gpu", "cpu": "big-cpu"}
+
+
+def test_the_default_session_list_is_the_default_stack_unchanged():
+    hardware = ["cpu", "cuda", "mps", "openvino"]
+    names = [f"{family}(hardware={hw!r})" for family in FAMILIES for hw in hardware]
+    assert [s["session"] for s in listed()] == [*names, "report"]
+    bert = listed("-s", "bert")
+    assert [s["session"] for s in bert] == names[:4]
+    assert bert[0]["tags"] == ["bert", "latest", "cpu", "latest-cpu"]
+    assert "latest stack" in bert[0]["description"]
+
+
+def test_other_stacks_have_their_own_sessions_and_tags():
+    tf4 = {s["session"]: s for s in listed("-t", "tf4")}
+    assert len(tf4) == 8 * 3 and not any("openvino" in name for name in tf4)
+    assert tf4["bert-tf4(hardware='cpu')"]["tags"] == ["tf4", "tf4-cpu"]
+    assert "the tf4 stack" in tf4["bert-tf4(hardware='cpu')"]["description"]
+    cpu = listed("-t", "cpu")
+    assert [s["session"] for s in cpu] == [f"{family}(hardware='cpu')" for family in FAMILIES]
+    assert all("tf4" not in s["tags"] for s in cpu)
+    assert [s["session"] for s in listed("-t", "tf4-cpu")] == [
+        f"{family}-tf4(hardware='cpu')" for family in FAMILIES
+    ]
+    optimum = [s["session"] for s in listed("-t", "optimum-openvino", "optimum-cpu")]
+    assert len(optimum) == 16 and "vit-optimum(hardware='openvino')" in optimum
+    assert [s["session"] for s in listed("-t", "latest-cuda")] == [
+        s["session"] for s in listed("-t", "cuda")
+    ]
+
+
+def test_a_stack_s_cpu_jobs():
+    tf4 = jobs("-t", "tf4-cpu")
+    assert len(tf4) == 8 and {(job["stack"], job["hardware"]) for job in tf4} == {("tf4", "cpu")}
+    assert [job["family"] for job in tf4] == FAMILIES
+    assert len({job["artifact"] for job in tf4}) == 8
+    assert tf4[0]["artifact"] == "results-bert-tf4-cpu"
+    assert tf4[0]["session"] == "bert-tf4(hardware='cpu')"
+    picked = jobs("bert", "-t", "cpu", "-t", "tf4-cpu", "-t", "optimum-cpu")
+    assert [(job["stack"], job["artifact"]) for job in picked] == [
+        ("latest", "results-bert-cpu"), ("optimum", "results-bert-optimum-cpu"),
+        ("tf4", "results-bert-tf4-cpu"),
+    ]  # fmt: skip
+    assert [job["session"] for job in jobs("bert-tf4")] == [
+        f"bert-tf4(hardware={hw!r})" for hw in STACK_HARDWARE["tf4"]
+    ]
 
 
 def test_tags_select_as_nox_t_does():
@@ -126,6 +184,23 @@ def test_runner_key_is_validated_with_file_and_line(tmp_path, value, message):
         load_hardware_spec(path)
     path.write_text('hardware = "cuda"\ndependencies = []\n')
     assert load_hardware_spec(path).runner == "ubuntu-latest"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda text: text.replace('"cuda"', '"tpu"'), r"tf4\.toml:\d+: unknown hardware 'tpu'"),
+        (lambda text: text.replace("<4.58", "<<4.58"), r"tf4\.toml:\d+: invalid requirement"),
+        (lambda text: text + "default = true\n",
+         r"stacks: exactly one stack must say default = true \(found: latest, tf4\)"),
+    ],
+)  # fmt: skip
+def test_a_bad_stack_stops_nox_in_one_line(tmp_path, edit, message):
+    project = project_copy(tmp_path / "project")
+    spec = project / "env_specs" / "stacks" / "tf4.toml"
+    spec.write_text(edit(spec.read_text()))
+    for args in (["-s", "matrix"], ["-l"]):
+        assert re.search(message, one_line_error(nox(*args, noxfile=project / "noxfile.py")))
 
 
 def test_a_bad_runner_key_stops_the_matrix_session(tmp_path):
@@ -224,6 +299,17 @@ def workflow() -> dict:
 
 def test_workflow_runs_the_matrix(workflow, matrix):
     assert workflow_problems(workflow, matrix) == []
+
+
+def test_the_workflow_s_default_plan_covers_every_stack(workflow):
+    select = workflow["jobs"]["plan"]["steps"][-1]["env"]["SELECT"]
+    default = re.fullmatch(r"\$\{\{ inputs\.select \|\| '([^']+)' \}\}", select)
+    assert default, select
+    planned = jobs(*default.group(1).split())
+    stacks = {(job["stack"], job["hardware"]) for job in planned}
+    assert stacks == {("latest", "cpu"), ("latest", "openvino"), ("tf4", "cpu"),
+                      ("optimum", "cpu"), ("optimum", "openvino")}  # fmt: skip
+    assert len(planned) == 8 * 5 == len({job["artifact"] for job in planned})
 
 
 def drop_fail_fast(w: dict) -> None:

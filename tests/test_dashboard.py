@@ -74,7 +74,7 @@ GRID = {
     ("gpt", "cuda-float16"): "error", ("gpt", "openvino"): "passed",
 }  # fmt: skip
 SUMMARY: dict[str, Any] = {
-    "schema": "hfmatrix.summary/2",
+    "schema": "hfmatrix.summary/3",
     "generated_at": "2026-11-28T01:00:00+00:00",
     "results_dir": "/srv/hfmatrix/test_results",
     "totals": {"passed": 5, "failed": 1, "error": 0, "skipped": 1, "timeout": 1, "total": 8},
@@ -110,7 +110,70 @@ SUMMARY: dict[str, Any] = {
             "openvino": {"status": "passed", "counts": {"passed": 1}},
         },
     },
+    "columns": {
+        column: {
+            "hardware": column.split("-")[0],
+            "dtype": "float16" if "-" in column else None,
+            "stack": "latest",
+            "label": f"{column} · transformers 5.24.0 · torch 2.15.0",
+        }
+        for column in ("cpu", "cuda", "cuda-float16", "openvino")
+    },
     "models": MODELS,
+    "drift": [
+        {
+            "family": "gpt",
+            "model_id": "tiny-gpt2",
+            "dtype": "float32",
+            "checkpoint": "5f1d" * 16,
+            "baseline": {
+                "stack": "latest",
+                "column": "cpu",
+                "environment": "e589571c3e1de31a",
+                "label": "cpu · transformers 5.24.0 · torch 2.15.0",
+            },
+            "rows": [
+                {
+                    "stack": "latest",
+                    "column": "cuda",
+                    "environment": "e589571c3e1de31a",
+                    "label": "cuda · transformers 5.24.0 · torch 2.15.0",
+                    "status": "agree",
+                    "max_abs_diff": 2e-05,
+                    "atol": 1e-4,
+                    "greedy_ids_equal": True,
+                    "pipeline_equal": True,
+                    "where": None,
+                },
+                {
+                    "stack": "tf4",
+                    "column": "cpu@tf4",
+                    "environment": "0a1b2c3d4e5f6a7b",
+                    "label": "cpu · transformers 4.57.6 · torch 2.15.0",
+                    "status": "drift",
+                    "max_abs_diff": 0.01,
+                    "atol": 1e-4,
+                    "greedy_ids_equal": False,
+                    "pipeline_equal": False,
+                    "where": "outputs.greedy_ids[3]",
+                },
+                {
+                    "stack": "tf4",
+                    "column": "cuda@tf4",
+                    "environment": "0a1b2c3d4e5f6a7c",
+                    "label": "cuda · transformers 4.57.6 · torch 2.15.0",
+                    "status": "declared",
+                    "max_abs_diff": 0.01,
+                    "atol": 1e-4,
+                    "greedy_ids_equal": True,
+                    "pipeline_equal": True,
+                    "where": "outputs.logits.sample[5]",
+                    "expectations": {"from_pretrained.logits_slice": "transformers<5: kernels"},
+                },
+            ],
+        },
+    ],
+    "drift_totals": {"agree": 1, "declared": 1, "drift": 1},
     "coverage": {
         "families": {
             "bert": {
@@ -271,8 +334,34 @@ def test_models_table_lists_every_model_as_text(dom: Dom) -> None:
     ]
     assert not [r for r in dom.find("tr") if "hidden" in r]
     assert not dom.find("img")  # the injected model id stayed text
-    for table in ("grid", "models", "coverage", "untested", "environments", "unreadable"):
+    for table in ("grid", "models", "drift", "coverage", "untested", "environments", "unreadable"):
         assert dom.find("table", id=table), table
+
+
+def test_grid_headers_name_each_column_in_words(dom: Dom) -> None:
+    heads = [a for t, a, _ in dom.tags if t == "th" and "data-column" in a]
+    assert [h["data-column"] for h in heads] == ["cpu", "cuda", "cuda-float16", "openvino"]
+    assert len(dom.find("span", **{"class": "label"})) == 4
+
+
+def test_drift_table_has_a_row_per_compared_record(dom: Dom, chromium, tmp_path) -> None:
+    rows = [a for t, a, _ in dom.tags if t == "tr" and "data-drift-status" in a]
+    assert [(r["data-drift-column"], r["data-drift-status"]) for r in rows] == [
+        ("cuda", "agree"), ("cpu@tf4", "drift"), ("cuda@tf4", "declared")
+    ]  # fmt: skip
+    assert [a["class"] for a in dom.find("td") if a.get("class", "").startswith("d-")] == [
+        "d-agree", "d-drift", "d-declared"
+    ]  # fmt: skip
+    page = chromium("--dump-dom", _write(tmp_path, SUMMARY).as_uri())
+    assert "Drift between stacks and hardware" in page and "outputs.greedy_ids[3]" in page
+    assert "transformers&lt;5: kernels" in page or "transformers<5: kernels" in page
+    assert "agree 1" in page and "declared 1" in page and "drift 1" in page
+
+
+def test_no_drift_draws_no_drift_section(chromium: Callable[..., str], tmp_path: Path) -> None:
+    summary = {**SUMMARY, "drift": [], "drift_totals": {}}
+    page = chromium("--dump-dom", _write(tmp_path, summary).as_uri())
+    assert not Dom(page).find("table", id="drift") and not Dom(page).find("p", id="drift-totals")
 
 
 def test_charts_have_a_bar_per_family_and_column(dom: Dom) -> None:

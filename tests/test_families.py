@@ -22,10 +22,10 @@ from families_helpers import (
     plant_hf_snapshot,
     run,
     skipped_quickly,
-    tiny_dir,
 )
+from faults import project_copy
 
-from hfmatrix import checkpoints, sources
+from hfmatrix import checkpoints, commands, freeze, sources
 from hfmatrix.project import Project
 
 pytestmark = pytest.mark.usefixtures("isolated")
@@ -299,28 +299,25 @@ def test_tiny_checkpoint_passes_with_numbers(family, tiny_record, built_tiny):
 
 
 @each_family
-def test_rebuilding_the_tiny_checkpoint_gives_identical_bytes(family, built_tiny):
-    path = tiny_dir(family)  # built again, in this test's cache
-    assert path != built_tiny(family)
-    files = checkpoints.describe(path)["files"]
-    assert files == checkpoints.describe(built_tiny(family))["files"]
-    assert_names(set(files), EXPECTED[name(family)].files)
+def test_committed_tiny_files_are_the_recipe_on_the_reference_stack(family, built_tiny):
+    """tiny/<family>/ holds what build_tiny writes on this (the default) stack: the same
+    weights as loaded and the same vocabulary or processor settings."""
+    assert freeze.differences(Project(ROOT), name(family)) == {}
+    assert_names(
+        set(checkpoints.describe(built_tiny(family))["files"]), EXPECTED[name(family)].files
+    )
 
 
-def test_each_transformers_version_builds_its_own_tiny_checkpoint(isolated, monkeypatch):
-    """What save_pretrained writes changes between versions (an environment with another
-    transformers shares the cache): a version never loads another's files."""
-    from importlib import metadata
-
-    def build(path) -> None:
-        (path / "version").write_text(metadata.version("transformers"))
-
-    here = checkpoints.tiny_checkpoint("probe-v1", build)
-    assert here.name == f"probe-v1-transformers-{metadata.version('transformers')}"
-    monkeypatch.setattr(metadata, "version", lambda name: "4.0.0")
-    other = checkpoints.tiny_checkpoint("probe-v1", build)
-    assert other.name == "probe-v1-transformers-4.0.0" and other != here
-    assert (other / "version").read_text() == "4.0.0" != (here / "version").read_text()
+def test_freeze_check_names_a_changed_file_and_freeze_restores_it(tmp_path, monkeypatch, capsys):
+    project = project_copy(tmp_path / "project")
+    perturb_weight(project / "tiny" / "bert", "bert.embeddings.word_embeddings.weight", FIRST)
+    monkeypatch.chdir(project)
+    assert commands.main(["freeze", "--check", "--family", "bert"]) == 1
+    assert "bert: weights_sha256 recipe" in capsys.readouterr().out
+    assert commands.main(["freeze", "--family", "bert"]) == 0
+    assert commands.main(["freeze", "--check", "--family", "bert"]) == 0
+    assert "the frozen files are the recipe" in capsys.readouterr().out
+    assert commands.main(["freeze", "--family", "nope"]) == 2
 
 
 @each_family
@@ -429,8 +426,16 @@ WEIGHT_CHANGES = {
     ],
     "llava": [
         ("language_model.model.layers.1.mlp.down_proj.weight", FIRST, SLICE),  # the decoder
-        ("vision_tower.encoder.layers.0.self_attn.q_proj.weight", FIRST, SLICE),  # via the image
-        ("vision_tower.post_layernorm.weight", FIRST, ()),  # LLaVA never uses the pooled output
+        (
+            "vision_tower.vision_model.encoder.layers.0.self_attn.q_proj.weight",
+            FIRST,
+            SLICE,
+        ),  # via the image
+        (
+            "vision_tower.vision_model.post_layernorm.weight",
+            FIRST,
+            (),
+        ),  # LLaVA never uses the pooled output
     ],
 }
 

@@ -4,7 +4,14 @@ rotary embedding. What every family checks: test_families.py."""
 from __future__ import annotations
 
 import pytest
-from families_helpers import check_names, edit_json, edit_weights, fails, skipped_quickly
+from families_helpers import (
+    check_names,
+    edit_json,
+    edit_weights,
+    fails,
+    rebuild,
+    skipped_quickly,
+)
 
 FAMILY = "llama"
 HUB_ID = "meta-llama/Llama-2-13b-hf"  # no remote code in overrides.json, unlike Llama-2-7b-hf
@@ -83,8 +90,9 @@ def test_changing_rope_theta_fails(family, tiny_copy):
     assert "from_pretrained.weights_sha256" not in failed
 
 
-def test_multi_head_config_fails_the_grouped_query_check(family, monkeypatch):
-    monkeypatch.setitem(family.TINY_CONFIG, "num_key_value_heads", 4)  # built afresh with it
+def test_multi_head_config_fails_the_grouped_query_check(family, tiny_copy, monkeypatch):
+    monkeypatch.setitem(family.TINY_CONFIG, "num_key_value_heads", 4)
+    rebuild(family, tiny_copy)  # the recipe's files, with that config
     fails(family, "from_pretrained.grouped_query_attention")
 
 

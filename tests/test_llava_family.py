@@ -46,9 +46,9 @@ def test_changing_the_vocabulary_fails(family, tiny_copy, token, replacement, ex
 @pytest.mark.parametrize("setting", ["image_mean", "image_std"])
 def test_changing_the_image_processor_fails(family, tiny_copy, setting):
     def edit(data):
-        data["image_processor"][setting][1] += 0.05  # the green channel only
+        data[setting][1] += 0.05  # the green channel only
 
-    edit_json(tiny_copy / "processor_config.json", edit)
+    edit_json(tiny_copy / "preprocessor_config.json", edit)
     fails(family, "from_pretrained.pixel_values_stats", "from_pretrained.logits_slice")
 
 

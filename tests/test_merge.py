@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from hfmatrix import results
 from hfmatrix.commands import main
 from hfmatrix.report import write_report
 from hfmatrix.results import new_record, write_record
@@ -164,3 +165,28 @@ def test_the_same_run_in_two_trees_is_one_run(tmp_path, twice):
     one, two = tree(tmp_path / "one", rec), tree(tmp_path / "two", rec)
     summary = write_report(tmp_path / "merged", inputs=[one, two] if twice else [one])
     assert summary["totals"]["total"] == 1 and summary["history"] == 0
+
+
+def on_stack(rec: dict[str, Any], name: str | None) -> dict[str, Any]:
+    """``rec`` as its run on stack ``name`` (HFMATRIX_STACK) writes it."""
+    rec = {**rec, "stack": {"name": name, "label": f"transformers of {name}", "versions": {}}}
+    other = results.stack_name(rec)
+    return {**rec, "session": results.session_name(rec["family"], rec["hardware"], None, other)}
+
+
+def test_two_stacks_are_two_keys_even_in_one_environment(tmp_path):
+    """Records of two stacks never share a cell or a history chain, even where their
+    environments' fingerprints match."""
+    old = on_stack(record(started="2026-01-01T00:00:00+00:00"), None)
+    tf4 = on_stack(record(started="2026-01-02T00:00:00+00:00", status="failed"), "tf4")
+    latest = on_stack(record(started="2026-01-03T00:00:00+00:00", host="h2"), "latest")
+    summary = write_report(tmp_path / "merged", inputs=[tree(tmp_path / "a", old, tf4),
+                                                        tree(tmp_path / "b", latest)])  # fmt: skip
+    assert [(m["hardware"], m["stack"], m["status"]) for m in summary["models"]] == [
+        ("cpu", "latest", "passed"), ("cpu@tf4", "tf4", "failed")
+    ]  # fmt: skip
+    assert summary["history"] == 1  # the older default-stack run, not the tf4 one
+    assert summary["models"][0]["history"] == 1 and summary["models"][1]["history"] == 0
+    assert set(summary["matrix"]["bert"]) == {"cpu", "cpu@tf4"}
+    assert files(tmp_path / "merged", "raw") == ["bert-cpu/tiny-bert@aaaa.json",
+                                                 "bert-tf4-cpu/tiny-bert@aaaa.json"]  # fmt: skip

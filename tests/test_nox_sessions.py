@@ -31,7 +31,6 @@ def workspace(tmp_path_factory) -> tuple[Path, dict]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("NOX_")}
     env.update(
         HFMATRIX_RESULTS_DIR=str(tmp / "results"),
-        HFMATRIX_CACHE=str(tmp / "cache"),
         HF_HOME=str(tmp / "hf"),
         HF_HUB_OFFLINE="1",
     )
@@ -252,10 +251,27 @@ def test_prepared_machine_runs_in_the_current_environment_after_checking_it(work
     assert done.returncode == 1  # the openvino session: its stack is not installed here
     assert "transformers>=5,<6" in done.stdout and "satisfied" in done.stdout
     assert (
-        "error: this environment does not satisfy env_specs/bert.toml and "
-        "env_specs/hardware/openvino.toml: optimum-intel[openvino]>=2.2 (not installed)"
+        "error: this environment does not satisfy env_specs/bert.toml, "
+        "env_specs/hardware/openvino.toml and env_specs/stacks/latest.toml: "
+        "optimum-intel[openvino]>=2.2 (not installed)"
     ) in done.stdout + done.stderr  # nox passes the command's stderr on with its stdout
     record = records_by_model(results, "bert-cpu")["tiny-bert"]
     assert record["status"] == "passed"
     assert record["environment"]["packages"]["hfmatrix"]
     assert not (results / "raw" / "bert-openvino").exists()
+
+
+def test_a_stack_session_runs_on_its_own_transformers(workspace):
+    """bert on the tf4 stack: an environment of its own with transformers 4.57 (the stack's
+    pin resolved with the family's), where the tiny checkpoint passes."""
+    tmp, env = workspace
+    copy = project_copy(tmp / "tf4-project")
+    results = tmp / "tf4-results"
+    done = nox(copy / "noxfile.py", env, "--envdir", str(tmp / "envs"),
+               "-s", "bert-tf4(hardware='cpu')", "--", "--model", "tiny",
+               "--results-dir", str(results))  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = records_by_model(results)["tiny-bert"]
+    assert record["status"] == "passed", record.get("reason")
+    assert record["environment"]["transformers"].startswith("4.57"), record["environment"]
+    assert (results / "junit" / "bert-tf4-cpu.xml").is_file()

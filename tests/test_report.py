@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hfmatrix.report import build_report, cell_status, write_report
-from hfmatrix.results import new_record, outcome_record, write_record
+from hfmatrix.results import new_record, outcome_record, stack, write_record
 
 
 def _record(
@@ -96,7 +96,7 @@ def test_by_hardware_file(results: Path) -> None:
 def test_summary_totals_and_matrix(results: Path) -> None:
     summary = write_report(results)
     assert _read(results / "summary.json") == summary
-    assert summary["schema"] == "hfmatrix.summary/2"
+    assert summary["schema"] == "hfmatrix.summary/3"
     assert summary["results_dir"] == str(results)
     assert summary["totals"] == {
         "passed": 3,
@@ -222,7 +222,8 @@ def test_summary_markdown(results: Path) -> None:
     write_report(results)
     text = (results / "summary.md").read_text(encoding="utf-8")
     assert "**Totals:** 8 records (passed 3, failed 1, error 0, skipped 3, timeout 1)" in text
-    assert re.search(r"^\| family +\| cpu +\| cuda +\| openvino +\|$", text, re.M)
+    heads = [re.escape(f"{hw} · {stack()['label']}") + " +" for hw in ("cpu", "cuda", "openvino")]
+    assert re.search(r"^\| family +\| " + r"\| ".join(heads) + r"\|$", text, re.M)
     assert "passed 2, skipped 1" in text
     assert "failed 1, timeout 1" in text
     assert "max \\|diff\\|" in text  # a pipe in a header would split the column
@@ -377,3 +378,57 @@ def test_performance_per_class_and_hardware(tmp_path: Path) -> None:
     assert [c.strip() for c in line.split("|")[1:-1]] == [
         "bert", "cpu", "forward", "3", "2", "4", "450 samples/s", "800"
     ]  # fmt: skip
+
+
+TF4 = {"name": "tf4", "label": "transformers 4.57.6 · torch 2.15.0",
+       "versions": {"transformers": "4.57.6", "torch": "2.15.0"}}  # fmt: skip
+
+
+def _on_stack(record: dict[str, Any], name: str | None, fingerprint: str) -> dict[str, Any]:
+    label = TF4["label"] if name == "tf4" else "transformers 5.24.0 · torch 2.15.0"
+    record.update(stack={**TF4, "name": name, "label": label},
+                  environment={"fingerprint": fingerprint, "host": "h"})  # fmt: skip
+    return record
+
+
+def test_columns_name_their_stack(tmp_path: Path) -> None:
+    write_record(tmp_path, _on_stack(_record("bert", "tiny-bert", "cpu", "passed"), None, "a"))
+    write_record(tmp_path, _on_stack(_record("bert", "tiny-bert", "cpu", "failed"), "tf4", "b"))
+    write_record(tmp_path, _on_stack(_record("bert", "tiny-bert", "cuda", "passed"), "tf4", "c"))
+    summary = write_report(tmp_path)
+    assert summary["columns"] == {
+        "cpu": {"hardware": "cpu", "dtype": "float32", "stack": "latest",
+                "label": "cpu · transformers 5.24.0 · torch 2.15.0"},
+        "cpu@tf4": {"hardware": "cpu", "dtype": "float32", "stack": "tf4",
+                    "label": "cpu · transformers 4.57.6 · torch 2.15.0"},
+        "cuda@tf4": {"hardware": "cuda", "dtype": "float32", "stack": "tf4",
+                     "label": "cuda · transformers 4.57.6 · torch 2.15.0"},
+    }  # fmt: skip
+    assert {hw: cell["status"] for hw, cell in summary["matrix"]["bert"].items()} == {
+        "cpu": "passed", "cpu@tf4": "failed", "cuda@tf4": "passed"
+    }  # fmt: skip
+    rows = [(m["hardware"], m["stack"], m["label"]) for m in summary["models"]]
+    assert rows[1] == ("cpu@tf4", "tf4", "cpu · transformers 4.57.6 · torch 2.15.0")
+    assert (tmp_path / "by_hardware" / "cpu-tf4_results.json").is_file()
+    text = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    heads = ["cpu · transformers 5.24.0", "cpu · transformers 4.57.6", "cuda · transformers 4.57.6"]
+    assert re.search(r"^\| family +\| " + r" · torch 2.15.0 +\| ".join(heads), text, re.M)
+    assert re.search(r"^\| bert +\| tiny-bert +\| cpu@tf4 +\| failed", text, re.M)
+
+
+def test_a_run_named_latest_and_one_naming_no_stack_share_the_default_column(
+    tmp_path: Path,
+) -> None:
+    old = _on_stack(_record("bert", "tiny-bert", "cpu", "failed"), None, "a")
+    new = _on_stack(_record("bert", "tiny-bert", "cpu", "passed"), "latest", "a")
+    new["started_at"] = "2026-01-01T00:00:00+00:00"
+    write_record(tmp_path, old)
+    write_record(tmp_path, new)
+    legacy = _record("bert", "tiny-gpt", "cpu", "passed")  # written before records had a stack
+    del legacy["stack"]
+    write_record(tmp_path, legacy)
+    summary = write_report(tmp_path)
+    assert [(m["model_id"], m["hardware"], m["status"]) for m in summary["models"]] == [
+        ("tiny-bert", "cpu", "passed"), ("tiny-gpt", "cpu", "passed")
+    ]  # fmt: skip
+    assert list(summary["columns"]) == ["cpu"] and summary["drift"] == []

@@ -282,3 +282,75 @@ def test_vendored_copies_on_sys_path_do_not_change_the_fingerprint(tmp_path, mon
     env = environment()
     assert "hfmatrix-vendored-pkg" not in env["packages"]
     assert env["fingerprint"] == before
+
+
+# --- stacks ----------------------------------------------------------------------------------
+
+
+def test_records_name_their_stack_in_words(monkeypatch):
+    monkeypatch.delenv(results.STACK_ENV, raising=False)
+    rec = record()
+    assert rec["stack"]["name"] is None
+    versions = rec["stack"]["versions"]
+    assert versions["torch"] == metadata.version("torch")
+    assert versions["transformers"] == metadata.version("transformers")
+    assert rec["stack"]["label"] == (
+        f"transformers {versions['transformers']} · torch {versions['torch']}"
+    )
+    assert rec["fingerprint"] is None
+    skipped = outcome_record("bert", "C", "m", "hub", "cpu", "why")
+    assert skipped["stack"] == rec["stack"]
+
+
+def test_the_label_names_optimum_intel_and_openvino_when_installed():
+    packages = {"torch": "2.15.0", "transformers": "5.5.0", "optimum_intel": "2.2.1",
+                "OpenVINO": "2026.1.0", "pytest": "9.0"}  # fmt: skip
+    found = results.stack(packages)
+    assert found["label"] == (
+        "transformers 5.5.0 · torch 2.15.0 · optimum-intel 2.2.1 · openvino 2026.1.0"
+    )
+    assert "pytest" not in found["versions"]
+
+
+@pytest.mark.parametrize(
+    ("stack", "session", "column"),
+    [(None, "bert-cpu", "cpu"), ("latest", "bert-cpu", "cpu"), ("tf4", "bert-tf4-cpu", "cpu@tf4")],
+)
+def test_a_stack_other_than_the_default_names_the_session_and_column(
+    tmp_path, monkeypatch, stack, session, column
+):
+    if stack:
+        monkeypatch.setenv(results.STACK_ENV, stack)
+    else:
+        monkeypatch.delenv(results.STACK_ENV, raising=False)
+    rec = record()
+    assert (rec["stack"]["name"], rec["session"]) == (stack, session)
+    assert results.record_column(rec) == column
+    assert record_path(tmp_path, rec).parent == tmp_path / "raw" / session
+    half = new_record("bert", "C", "m", "hub", "cuda", "float16")
+    assert results.record_column(half) == column.replace("cpu", "cuda-float16")
+
+
+def test_session_names_keep_their_signature():
+    assert results.session_name("bert", "cpu") == "bert-cpu"
+    assert results.session_name("bert-tf4", "cuda", "float16") == "bert-tf4-cuda-float16"
+    assert results.session_name("bert", "cuda", "float16", "tf4") == "bert-tf4-cuda-float16"
+
+
+def test_the_default_stack_comes_from_the_project(tmp_path):
+    assert results.default_stack_name() == "latest"  # this checkout's env_specs/stacks/
+    assert results.default_stack_name(tmp_path) == "latest"  # outside a project
+    project = tmp_path / "project"
+    (project / "env_specs" / "stacks").mkdir(parents=True)
+    (project / "models.json").write_text("{}")
+    (project / "env_specs" / "stacks" / "v6.toml").write_text(
+        'stack = "v6"\ndescription = "x"\ndefault = true\ndependencies = ["transformers>=6"]\n'
+    )
+    assert results.default_stack_name(project / "env_specs") == "v6"
+
+
+def test_record_labels_fall_back_to_the_environment():
+    old = {"hardware": "cuda", "dtype": "float16",
+           "environment": {"transformers": "4.57.6", "torch": "2.9.0"}}  # fmt: skip
+    assert results.record_label(old) == "cuda-float16 · transformers 4.57.6 · torch 2.9.0"
+    assert results.record_label({"hardware": "cpu"}) == "cpu"

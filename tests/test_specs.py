@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from hfmatrix.errors import UserError
+from hfmatrix.project import Project
 from hfmatrix.specs import (
     FamilySpec,
     HardwareSpec,
     Override,
+    StackSpec,
     load_family_spec,
     load_hardware_spec,
     load_overrides,
+    load_stack_spec,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -343,3 +349,178 @@ def test_bad_architectures_name_file_and_line(tmp_path, table, message):
     err = family_error(tmp_path, FAMILY + f"architectures = {table}\n")
     assert message in str(err)
     assert err.line == FAMILY.count("\n") + 1
+
+
+# --- stacks: env_specs/stacks/<name>.toml -----------------------------------------------------
+
+STACK = """\
+stack = "tf4"
+description = "the last transformers 4.x line"
+dependencies = ["transformers>=4.57,<4.58"]
+hardware = ["cpu", "cuda"]
+"""
+
+
+def stack_error(tmp_path: Path, text: str, name: str = "tf4") -> UserError:
+    path = write(tmp_path / f"{name}.toml", text)
+    with pytest.raises(UserError) as info:
+        load_stack_spec(path)
+    return info.value
+
+
+def test_repo_stacks_load_with_one_default():
+    stacks = Project(ROOT).stacks()
+    assert list(stacks) == ["latest", "optimum", "tf4"]
+    assert all(isinstance(spec, StackSpec) and spec.dependencies for spec in stacks.values())
+    assert Project(ROOT).default_stack() == stacks["latest"]
+    assert stacks["latest"].hardware is None and stacks["latest"].default
+    assert stacks["tf4"].dependencies == ["transformers>=4.57,<4.58"]
+    assert stacks["tf4"].hardware == ["cpu", "cuda", "mps"]
+    assert stacks["optimum"].hardware == ["cpu", "openvino"]
+
+
+def test_stack_spec_valid_and_defaults(tmp_path):
+    spec = load_stack_spec(write(tmp_path / "tf4.toml", STACK))
+    assert spec == StackSpec("tf4", "the last transformers 4.x line", False,
+                             ["transformers>=4.57,<4.58"], ["cpu", "cuda"])  # fmt: skip
+    bare = load_stack_spec(write(tmp_path / "x.toml", 'stack = "x"\ndependencies = []\n'))
+    assert (bare.description, bare.default, bare.hardware) == ("", False, None)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message", "line"),
+    [
+        ('stack = "tf4"', 'stack = "tf5"', "stack 'tf5' does not match the file name", 1),
+        ('stack = "tf4"', "stack = 4", "stack spec.stack must be str, not int", 1),
+        ('description = "the last transformers 4.x line"', "description = 1",
+         "stack spec.description must be str", 2),
+        ('hardware = ["cpu", "cuda"]', 'default = "yes"', "stack spec.default must be bool", 4),
+        ('hardware = ["cpu", "cuda"]', 'hardware = "cpu"', "stack spec.hardware must be list", 4),
+        ('hardware = ["cpu", "cuda"]', "hardware = []", "must list backends, each once", 4),
+        ('hardware = ["cpu", "cuda"]', 'hardware = ["cpu", "cpu"]', "each once", 4),
+        ('hardware = ["cpu", "cuda"]', "hardware = [1]", "hardware must hold strings", 4),
+        ('hardware = ["cpu", "cuda"]', 'colour = "red"', "unknown key 'colour' in stack spec", 4),
+        ('["transformers>=4.57,<4.58"]', '["transformers>>4.57"]',
+         "invalid requirement 'transformers>>4.57' in dependencies", 3),
+        ('["transformers>=4.57,<4.58"]', '"transformers"', "stack spec.dependencies must be list",
+         3),
+        ('description = "the', "description = the", "invalid TOML", 2),
+    ],
+)  # fmt: skip
+def test_stack_spec_errors_name_file_and_line(tmp_path, old, new, message, line):
+    err = stack_error(tmp_path, STACK.replace(old, new))
+    assert str(err).startswith(f"{tmp_path / 'tf4.toml'}:{line}: ")
+    assert message in str(err)
+    assert err.exit_code == 2
+
+
+@pytest.mark.parametrize("key", ["stack", "dependencies"])
+def test_stack_spec_missing_key(tmp_path, key):
+    text = "".join(line for line in STACK.splitlines(True) if not line.startswith(key))
+    assert f"missing key {key!r} in stack spec" in str(stack_error(tmp_path, text))
+
+
+def test_stack_name_joins_session_names(tmp_path):
+    text = STACK.replace('stack = "tf4"', 'stack = "tf-4"')
+    err = stack_error(tmp_path, text, "tf-4")
+    assert "tf-4.toml:1: stack 'tf-4': use letters, digits" in str(err)
+
+
+@pytest.fixture
+def project(tmp_path) -> Project:
+    """A copy of the repo's env_specs/ (and models.json) to break."""
+    root = tmp_path / "proj"
+    shutil.copytree(SPECS, root / "env_specs")
+    shutil.copy(ROOT / "models.json", root / "models.json")
+    return Project(root)
+
+
+def stacks_error(project: Project, call=Project.stacks) -> UserError:
+    with pytest.raises(UserError) as info:
+        call(project)
+    return info.value
+
+
+def test_stack_hardware_must_be_a_hardware_spec(project):
+    path = write(project.stacks_dir / "tf4.toml", STACK.replace('"cuda"', '"tpu"'))
+    err = stacks_error(project)
+    assert str(err).startswith(f"{path}:4: unknown hardware 'tpu' (known: cpu, cuda, mps, ")
+
+
+@pytest.mark.parametrize(("name", "kind"), [("bert", "family"), ("cpu", "hardware backend")])
+def test_stack_name_must_not_be_a_family_or_backend(project, name, kind):
+    path = write(project.stacks_dir / f"{name}.toml", STACK.replace('"tf4"', f'"{name}"'))
+    assert str(stacks_error(project)) == f"{path}:1: stack {name!r} has the name of a {kind}"
+
+
+def test_exactly_one_default_stack(project):
+    (project.stacks_dir / "latest.toml").unlink()
+    err = stacks_error(project, Project.default_stack)
+    assert (
+        str(err) == f"{project.stacks_dir}: exactly one stack must say default = true (found: none)"
+    )
+    write(project.stacks_dir / "a.toml", 'stack = "a"\ndefault = true\ndependencies = []\n')
+    write(project.stacks_dir / "b.toml", 'stack = "b"\ndefault = true\ndependencies = []\n')
+    assert "(found: a, b)" in str(stacks_error(project, Project.default_stack))
+
+
+def test_unknown_stack_lists_the_known(project):
+    err = stacks_error(project, lambda p: p.stack_spec("tf3"))
+    assert str(err) == "unknown stack 'tf3' (known: latest, optimum, tf4)"
+
+
+def test_install_requirements_add_the_stack_pins(project):
+    family = project.family_spec("bert").dependencies
+    assert project.install_requirements("bert", "cpu", []) == [
+        *family, "torch>=2.4", "transformers>=5,<6"
+    ]  # fmt: skip
+    assert project.install_requirements("bert", "cpu", [], "tf4")[-1] == "transformers>=4.57,<4.58"
+    optimum = project.install_requirements("bert", "openvino", [], "optimum")
+    assert optimum[len(family) :] == [
+        "torch>=2.4", "optimum-intel[openvino]>=2.2", "transformers>=5.5,<5.6",
+        "optimum-intel[openvino]>=2.2,<2.3",
+    ]  # fmt: skip
+    err = stacks_error(project, lambda p: p.install_requirements("bert", "openvino", [], "tf4"))
+    assert "stack 'tf4' has no openvino sessions (its hardware: cpu, cuda, mps)" in str(err)
+
+
+def check_env(project: Project, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "hfmatrix", "check-env", "--family", "bert", *args]
+    return subprocess.run(command, cwd=project.root, capture_output=True, text=True, timeout=60)
+
+
+def test_check_env_checks_the_stack_pins(project):
+    done = check_env(project, "--hardware", "cpu", "--stack", "tf4")
+    assert "transformers>=4.57,<4.58" in done.stdout
+    import transformers
+
+    if not transformers.__version__.startswith("4.57."):
+        assert done.returncode == 2
+        assert done.stderr.strip() == (
+            "error: this environment does not satisfy env_specs/bert.toml, "
+            "env_specs/hardware/cpu.toml and env_specs/stacks/tf4.toml: "
+            f"transformers>=4.57,<4.58 ({transformers.__version__})"
+        )
+    default = check_env(project, "--hardware", "cpu")
+    assert "transformers>=5,<6" in default.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--hardware", "cpu", "--stack", "tf3"], "error: unknown stack 'tf3' (known: "),
+        (["--hardware", "openvino", "--stack", "tf4"], "stack 'tf4' has no openvino sessions"),
+    ],
+)
+def test_check_env_stack_mistakes_exit_2(project, args, message):
+    done = check_env(project, *args)
+    assert done.returncode == 2 and message in done.stderr
+
+
+def test_a_malformed_stack_stops_check_env_with_file_and_line(project):
+    path = project.stacks_dir / "tf4.toml"
+    path.write_text(path.read_text().replace("transformers>=4.57,<4.58", "transformers>>4.57"))
+    done = check_env(project, "--hardware", "cpu")
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: {path}:")
+    assert "invalid requirement 'transformers>>4.57'" in done.stderr

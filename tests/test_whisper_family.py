@@ -53,10 +53,7 @@ def test_swapping_two_vocabulary_tokens_fails(family, tiny_copy, first, second,
 
 
 def set_feature_extractor(directory, key: str, value) -> None:
-    edit_json(
-        directory / "processor_config.json",
-        lambda data: data["feature_extractor"].update({key: value}),
-    )
+    edit_json(directory / "preprocessor_config.json", lambda data: data.update({key: value}))
 
 
 def test_changing_the_feature_extractor_window_fails(family, tiny_copy):

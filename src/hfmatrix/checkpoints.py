@@ -1,4 +1,5 @@
-"""Tiny local checkpoints: built once from a recipe with seeded weights, cached, hashed."""
+"""Tiny checkpoints: frozen in the repository (tiny/<family>/), regenerated from their
+recipe with seeded weights on the reference stack, hashed."""
 
 from __future__ import annotations
 
@@ -8,53 +9,54 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-CACHE_ENV = "HFMATRIX_CACHE"
-COMPLETE = ".complete"
+TINY_DIR = "tiny"  # the project's frozen tiny checkpoints: tiny/<family>/
 
 
-def cache_root() -> Path:
-    """$HFMATRIX_CACHE, else ~/.cache/hfmatrix."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "hfmatrix")
+def tiny_root(project_root: Path) -> Path:
+    """Where the frozen tiny checkpoints live: ``tiny/`` in the project."""
+    return project_root / TINY_DIR
 
 
-def tiny_checkpoint(name: str, build: Callable[[Path], None]) -> Path:
-    """The directory of checkpoint ``name`` for this transformers version, built by
-    ``build(dir)`` on first use.
+def tiny_path(project_root: Path, family: str) -> Path:
+    """The family's frozen tiny checkpoint; missing files are an error that says how to
+    make them."""
+    path = tiny_root(project_root) / family
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"the tiny checkpoint of {family} is missing from {path}: "
+            f"regenerate it on the reference stack with `nox -s freeze -- --family {family}`"
+        )
+    return path
 
-    The build goes to a temporary sibling directory that is renamed into place complete,
-    so a half-written checkpoint is never used and concurrent builders do not collide:
-    the first rename wins and the others discard their copy.
+
+def freeze(build: Callable[[Path], None], target: Path) -> None:
+    """Write the files ``build(dir)`` makes into ``target``, replacing what was there.
+
+    The build goes to a temporary sibling directory renamed into place complete, so a
+    half-written checkpoint is never left behind.
     """
-    # what save_pretrained writes (weight names, files) depends on the transformers version,
-    # and another version may not load it: each version has its own copy
-    target = cache_root() / "tiny" / f"{name}-transformers-{metadata.version('transformers')}"
-    if (target / COMPLETE).is_file():
-        return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():  # incomplete, so not renamed into place by a build: remove it
-        shutil.rmtree(target, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}."))
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    old = target.with_name(f".{target.name}.old")
     try:
         build(staging)
-        (staging / COMPLETE).write_text(directory_sha256(staging) + "\n")
         staging.chmod(0o755)
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            os.replace(target, old)
         os.replace(staging, target)
-    except OSError:
-        if not (target / COMPLETE).is_file():
-            raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def directory_sha256(path: Path) -> str:
     """A content hash over the relative names and bytes of every file in ``path``."""
     digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.name != COMPLETE):
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
         digest.update(file.relative_to(path).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(file.read_bytes()).digest())
     return digest.hexdigest()
@@ -76,7 +78,7 @@ def describe(path: Path) -> dict[str, Any]:
     files = {
         p.relative_to(path).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(path.rglob("*"))
-        if p.is_file() and p.name != COMPLETE
+        if p.is_file()
     }
     return {"path": str(path), "sha256": directory_sha256(path), "files": files}
 

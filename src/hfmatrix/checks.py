@@ -6,6 +6,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from hfmatrix.expectations import Expected, resolve, unexplained
+
 
 @dataclass
 class Check:
@@ -16,13 +18,21 @@ class Check:
     detail: str = ""
     max_abs_diff: float | None = None
     atol: float | None = None
+    expectation: str | None = None  # the declared stack-specific golden value that applied
 
     def as_dict(self) -> dict[str, Any]:
         return {key: value for key, value in asdict(self).items() if value not in (None, "")}
 
 
 def close(name: str, actual: Any, expected: Any, atol: float) -> Check:
-    """``actual`` equals ``expected`` elementwise within ``atol`` (shapes must match)."""
+    """``actual`` equals ``expected`` elementwise within ``atol`` (shapes must match);
+    ``expected`` may be an Expected, whose value for this stack applies."""
+    golden = isinstance(expected, Expected)
+    expected, label = resolve(expected)
+    return _stacked(_close(name, actual, expected, atol), label, golden)
+
+
+def _close(name: str, actual: Any, expected: Any, atol: float) -> Check:
     import torch
 
     got = torch.as_tensor(actual, dtype=torch.float64).detach().cpu()
@@ -35,10 +45,21 @@ def close(name: str, actual: Any, expected: Any, atol: float) -> Check:
 
 
 def equal(name: str, actual: Any, expected: Any) -> Check:
-    """``actual == expected`` exactly (token ids, labels, strings)."""
+    """``actual == expected`` exactly (token ids, labels, strings); ``expected`` may be an
+    Expected, whose value for this stack applies."""
+    golden = isinstance(expected, Expected)
+    expected, label = resolve(expected)
     if actual == expected:
-        return Check(name, True)
-    return Check(name, False, f"got {actual!r}, expected {expected!r}")
+        return Check(name, True, expectation=label)
+    return _stacked(Check(name, False, f"got {actual!r}, expected {expected!r}"), label, golden)
+
+
+def _stacked(check: Check, label: str | None, golden: bool) -> Check:
+    """A golden check names the expectation it was held to; a failed one names the stack."""
+    check.expectation = label
+    if golden and not check.passed:
+        check.detail = unexplained(check.detail, label)
+    return check
 
 
 def truth(name: str, passed: bool, detail: str = "") -> Check:

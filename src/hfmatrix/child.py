@@ -36,6 +36,7 @@ def main(argv: list[str]) -> None:
         Project(Path(job["project"])),
         revision=job["revision"],
         allow_remote_code=job["allow_remote_code"],
+        allow_pickle=job["allow_pickle"],
         dtype=job["dtype"],
         performance=PerfSettings(**job["performance"]) if job.get("performance") else None,
     )

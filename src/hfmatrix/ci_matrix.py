@@ -1,4 +1,5 @@
-"""The GitHub Actions job matrix of the family sessions (``nox -s matrix``); needs no torch."""
+"""The GitHub Actions job matrix of the family sessions, every stack's (``nox -s matrix``);
+needs no torch."""
 
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ def parser() -> OneLineParser:
         description="Print the GitHub Actions matrix of the family sessions: one line of JSON.",
     )
     parser.add_argument(
-        "families", nargs="*", metavar="FAMILY", help="only these families (default: all)"
-    )
+        "families", nargs="*", metavar="FAMILY",
+        help="only these families, or sessions by name (bert-tf4) (default: all)",
+    )  # fmt: skip
     parser.add_argument(
         "-t", "--tags", action="append", default=[], metavar="TAG",
         help="only sessions with one of these tags, as nox -t does (repeatable)",
@@ -51,10 +53,25 @@ def runners(project: Project, overrides: list[tuple[str, str]]) -> dict[str, str
     return labels
 
 
-def select(sessions: list[dict[str, Any]], families: list[str], tags: list[str]) -> list[dict]:
-    """The sessions of ``families`` that carry one of ``tags`` (no names or no tags: all)."""
+def family_sessions(project: Project) -> dict[str, tuple[str, str]]:
+    """Each family session's name -> its (family, stack)."""
+    return {
+        project.session_name(family, stack): (family, stack)
+        for stack in project.stacks()
+        for family in project.families()
+    }
+
+
+def select(
+    sessions: list[dict[str, Any]],
+    owners: dict[str, tuple[str, str]],
+    families: list[str],
+    tags: list[str],
+) -> list[dict]:
+    """The sessions of ``families`` (a family, every stack's, or a session's name) that carry
+    one of ``tags`` (no names or no tags: all)."""
     for kind, wanted, known in (
-        ("family", families, {s["name"] for s in sessions}),
+        ("family", families, {n for s in sessions for n in (s["name"], owners[s["name"]][0])}),
         ("tag", tags, {tag for s in sessions for tag in s["tags"]}),
     ):
         for name in wanted:
@@ -63,22 +80,28 @@ def select(sessions: list[dict[str, Any]], families: list[str], tags: list[str])
     chosen = [
         s
         for s in sessions
-        if (not families or s["name"] in families) and (not tags or set(s["tags"]) & set(tags))
+        if (not families or {s["name"], owners[s["name"]][0]} & set(families))
+        and (not tags or set(s["tags"]) & set(tags))
     ]
     if not chosen:
         raise UserError(f"no session of {', '.join(families)} has a tag {', '.join(tags)}")
     return chosen
 
 
-def entry(session: dict[str, Any], labels: dict[str, str]) -> dict[str, str]:
-    """One job: the nox session, its family and backend, runner label and artifact name."""
-    family, hardware = session["name"], session["call_spec"]["hardware"]
+def entry(
+    session: dict[str, Any], owners: dict[str, tuple[str, str]], labels: dict[str, str]
+) -> dict[str, str]:
+    """One job: the nox session, its family, stack and backend, runner label and artifact
+    name (``results-<family>-<hw>``; ``results-<family>-<stack>-<hw>`` off the default stack)."""
+    (family, stack), hardware = owners[session["name"]], session["call_spec"]["hardware"]
+    artifact = f"results-{session['name']}-{hardware}"
     return {
         "session": session["session"],
         "family": family,
+        "stack": stack,
         "hardware": hardware,
         "runs-on": labels[hardware],
-        "artifact": re.sub(r"[^\w.-]+", "-", f"results-{family}-{hardware}", flags=re.ASCII),
+        "artifact": re.sub(r"[^\w.-]+", "-", artifact, flags=re.ASCII),
     }
 
 
@@ -86,4 +109,6 @@ def matrix(project: Project, sessions: list[dict[str, Any]], argv: list[str]) ->
     """``{"include": [job, ...]}`` from the family sessions that ``nox -l --json`` lists."""
     args = parser().parse_args(argv)
     labels = runners(project, args.runner)
-    return {"include": [entry(s, labels) for s in select(sessions, args.families, args.tags)]}
+    owners = family_sessions(project)
+    chosen = select(sessions, owners, args.families, args.tags)
+    return {"include": [entry(s, owners, labels) for s in chosen]}

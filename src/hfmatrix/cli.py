@@ -86,6 +86,9 @@ RUN_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--allow-remote-code",), dict(action="store_true",
         help="run the own code of models that overrides.json marks requires_remote_code "
              "(without it they are skipped)")),
+    (("--allow-pickle",), dict(action="store_true",
+        help="load a checkpoint that has only pickle weights (pytorch_model.bin, *.pt, "
+             "*.pth): unpickling can run code (without it such a checkpoint is skipped)")),
     (("--timeout",), dict(default=None, metavar="SECONDS", type=positive,
         help="time limit per model, all its tests (default: the family's, 900 s for most)")),
     (("--max-memory",), dict(default=None, metavar="GIB", type=positive,
@@ -115,8 +118,8 @@ RUN_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
 PERF_OPTIONS = {"perf_warmup": "warmup", "perf_iterations": "iterations",
                 "perf_duration": "duration_s", "perf_batch_size": "batch_size",
                 "perf_new_tokens": "new_tokens"}  # fmt: skip
-FORWARDED = ("revision", "allow_remote_code", "timeout", "max_memory", "dtype", "resume",
-             "performance", *PERF_OPTIONS)  # fmt: skip
+FORWARDED = ("revision", "allow_remote_code", "allow_pickle", "timeout", "max_memory", "dtype",
+             "resume", "performance", *PERF_OPTIONS)  # fmt: skip
 
 
 def perf_settings(options: argparse.Namespace) -> PerfSettings | None:

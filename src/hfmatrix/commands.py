@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--family", required=True)
     check.add_argument("--hardware", required=True)
     check.add_argument("--model", action="append", default=[], metavar="ID")
+    check.add_argument("--stack", metavar="NAME", help="its pins too (default: the default stack)")
     listing = commands.add_parser(
         "models", help="the registry's models (filtered), and whether each can run here"
     )
@@ -67,6 +68,14 @@ def main(argv: list[str] | None = None) -> int:
         "coverage", help="classes in models.json no family tests; families with no hub models"
     )
     cover.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    frozen = commands.add_parser(
+        "freeze", help="regenerate the tiny checkpoints' files (tiny/) from their recipes"
+    )
+    frozen.add_argument("--family", action="append", default=[], metavar="F",
+                        help="only these families (repeatable; default: all)")  # fmt: skip
+    frozen.add_argument("--check", action="store_true",
+                        help="compare the committed files with the recipes (exit 1 when "
+                             "they differ); write nothing")  # fmt: skip
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = {
         "report": write_report,
@@ -74,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         "models": list_models,
         "discover": discover,
         "coverage": show_coverage,
+        "freeze": freeze_tiny,
     }[args.command]
     try:
         return handler(args)
@@ -103,6 +113,32 @@ def write_report(args: argparse.Namespace) -> int:
     history = f", {summary['history']} older runs in history/" if summary["history"] else ""
     print(f"report: {directory / 'summary.md'} ({totals or 'no records'}{history})")
     return 0
+
+
+def freeze_tiny(args: argparse.Namespace) -> int:
+    """``hfmatrix freeze``: write tiny/<family>/ from each recipe, or (``--check``) exit 1
+    when the committed files are not what the recipe builds on this stack."""
+    from importlib import metadata
+
+    from hfmatrix import freeze
+
+    project = Project.find()
+    families = args.family or project.families()
+    for family in families:
+        project.family_spec(family)  # an unknown family is a UserError
+    stack = f"transformers {metadata.version('transformers')}"
+    differing = 0
+    for family in families:
+        if not args.check:
+            say(f"freeze: {family}: {freeze.write(project, family)} ({stack})")
+            continue
+        found = freeze.differences(project, family)
+        differing += bool(found)
+        verdict = "; ".join(
+            f"{k} recipe {a[:16]} != frozen {b[:16]}" for k, (a, b) in found.items()
+        )
+        say(f"freeze --check: {family}: {verdict or 'the frozen files are the recipe'} ({stack})")
+    return 1 if differing else 0
 
 
 def result_trees(path: Path) -> list[Path]:
@@ -192,21 +228,24 @@ def show_coverage(args: argparse.Namespace) -> int:
 
 
 def check_env(args: argparse.Namespace) -> int:
-    """Print each requirement of (family, hardware, models) with the installed version; exit 2
-    with one line naming what is missing or outside its range."""
+    """Print each requirement of (family, hardware, stack, models) with the installed version;
+    exit 2 with one line naming what is missing or outside its range."""
     from importlib import metadata
 
     from hfmatrix.specs import installed_versions
 
     project = Project.find()
+    stack = args.stack or project.default_stack().name
     own = metadata.requires("hfmatrix") or []  # the harness's own dependencies
-    requirements = [*project.install_requirements(args.family, args.hardware, args.model), *own]
+    wanted = project.install_requirements(args.family, args.hardware, args.model, stack)
+    requirements = [*wanted, *own]
     rows = installed_versions(list(dict.fromkeys(requirements)))
     table = [(req, version or "-", "yes" if ok else "NO") for req, version, ok in rows]
     print(tabulate(table, headers=("requirement", "installed", "satisfied")))
     unmet = [f"{req} ({version or 'not installed'})" for req, version, ok in rows if not ok]
     if unmet:
-        specs = f"env_specs/{args.family}.toml and env_specs/hardware/{args.hardware}.toml"
+        specs = (f"env_specs/{args.family}.toml, env_specs/hardware/{args.hardware}.toml and "
+                 f"env_specs/stacks/{stack}.toml")  # fmt: skip
         print(f"error: this environment does not satisfy {specs}: {'; '.join(unmet)}",
               file=sys.stderr)  # fmt: skip
         return UserError.exit_code

@@ -1,5 +1,6 @@
 """The HTML dashboard: one self-contained page (inline CSS and JS, no network) that draws
-summary.json's totals, class x hardware grid, models, performance, coverage and environments."""
+summary.json's totals, class x hardware grid (columns named by backend and stack), models,
+performance, drift between stacks and hardware, coverage and environments."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ thead th { background: #f3f3f3; }
 #grid td { white-space: pre-line; min-width: 9em; cursor: pointer; }
 #grid td.s-none { cursor: default; color: #999; text-align: center; }
 #grid td.selected { outline: 3px solid #1565c0; outline-offset: -3px; }
+#grid thead th .label { display: block; font-weight: normal; font-size: 12px; color: #555; }
+#drift td { white-space: nowrap; }
+.d-agree { background: #c8e6c9; }
+.d-declared { background: #fff59d; }
+.d-drift { background: #ffcc80; }
 #models th, #models td { white-space: nowrap; }
 #models td:last-child { white-space: normal; min-width: 20em; overflow-wrap: anywhere; }
 #charts { display: flex; flex-wrap: wrap; gap: 24px; }
@@ -51,6 +57,7 @@ const S = JSON.parse(document.getElementById("summary").textContent);
 const STATUSES = ["passed", "failed", "error", "skipped", "timeout"];
 const MODELS = S.models || [];
 const MATRIX = S.matrix || {};
+const COLUMNS = S.columns || {};
 const APP = document.getElementById("app");
 
 function el(tag, attrs = {}, text) {
@@ -92,7 +99,8 @@ function table(attrs, headers, rows) {
     const tr = body.insertRow();
     for (const value of row) {
       const cell = value !== null && typeof value === "object" ? value : {text: value};
-      const td = el("td", cell.status ? {class: "s-" + tone(cell.status)} : {}, fmt(cell.text));
+      const cls = cell.status ? "s-" + tone(cell.status) : cell.cls;
+      const td = el("td", cls ? {class: cls} : {}, fmt(cell.text));
       if (cell.title) td.title = cell.title;
       tr.append(td);
     }
@@ -133,7 +141,13 @@ function grid() {
   const columns = [...new Set(Object.values(MATRIX).flatMap(Object.keys))].sort();
   const node = el("table", {id: "grid"});
   const head = node.createTHead().insertRow();
-  for (const name of ["family", ...columns]) head.append(el("th", {}, name));
+  head.append(el("th", {}, "family"));
+  for (const name of columns) {
+    const th = el("th", {"data-column": name}, name);
+    const label = COLUMNS[name]?.label;
+    if (label) th.append(el("span", {class: "label"}, label));
+    head.append(th);
+  }
   const body = node.createTBody();
   for (const family of Object.keys(MATRIX).sort()) {
     const tr = body.insertRow();
@@ -167,7 +181,8 @@ function modelRow(m) {
   const tests = m.tests || {};
   const reason = m.reason || "";
   return [
-    m.family, {text: m.model_id, title: m.model_class}, m.hardware,
+    m.family, {text: m.model_id, title: m.model_class},
+    {text: m.hardware, title: m.label || COLUMNS[m.hardware]?.label || ""},
     {text: m.status, status: m.status},
     {text: tests.pipeline || "-", status: tests.pipeline},
     {text: tests.from_pretrained || "-", status: tests.from_pretrained},
@@ -322,6 +337,47 @@ function charts() {
   return box;
 }
 
+// ---------------------------------------------------------------- drift
+
+function yesNo(value) {
+  return value == null ? "" : value ? "yes" : "NO";
+}
+
+// One row per compared record: its model, the baseline and how far it is from it
+function driftTable(groups) {
+  const rows = [], tags = [];
+  for (const g of groups) {
+    for (const r of g.rows) {
+      const declared = Object.entries(r.expectations || {}).map(([k, v]) => `${k}: ${v}`);
+      rows.push([g.family, {text: g.model_id, title: g.checkpoint || ""},
+                 {text: g.baseline.label, title: `stack ${g.baseline.stack}`},
+                 {text: r.label, title: `stack ${r.stack}`},
+                 {text: r.status, cls: "d-" + r.status, title: declared.join("\n")},
+                 r.max_abs_diff, r.atol, yesNo(r.greedy_ids_equal), yesNo(r.pipeline_equal),
+                 r.where || ""]);
+      tags.push({driftModel: g.model_id, driftColumn: r.column, driftStatus: r.status});
+    }
+  }
+  const headers = ["family", "model", "baseline", "compared", "status", "max |diff|", "atol",
+                   "greedy ids equal", "pipeline equal", "first difference"];
+  const node = table({id: "drift"}, headers, rows);
+  tags.forEach((tag, i) => Object.assign(node.tBodies[0].rows[i].dataset, tag));
+  return node;
+}
+
+function driftSection() {
+  const totals = S.drift_totals || {};
+  const line = el("p", {id: "drift-totals"});
+  for (const status of ["agree", "declared", "drift"]) {
+    line.append(el("span", {class: "badge d-" + status}, `${status} ${totals[status] || 0}`));
+  }
+  const hint = "Each record's outputs against its checkpoint's baseline (the default stack's " +
+    "cpu record): declared differences are those a family states for a stack; drift is " +
+    "undeclared.";
+  section("Drift between stacks and hardware", line, driftTable(S.drift),
+          el("p", {class: "hint"}, hint));
+}
+
 // ---------------------------------------------------------------- coverage and the rest
 
 function coverage(c) {
@@ -367,6 +423,7 @@ function main() {
     line.append(el("span", {id: "shown"}, `All ${MODELS.length} results.`), " ", all);
     section("Models", line, modelsTable());
   }
+  if ((S.drift || []).length) driftSection();
   if (S.coverage) section("Coverage", ...coverage(S.coverage));
   if (S.environments && Object.keys(S.environments).length) {
     section("Environments", environments(S.environments));

@@ -4,6 +4,32 @@ from __future__ import annotations
 
 from typing import Any
 
+from hfmatrix.expectations import Differs, Expected, expect
+
+# Before transformers 5.9, text-generation (return_full_text=False) cut the decoded prompt's
+# length off the decoding of prompt + new tokens, so a sentencepiece word's "▁" stayed a
+# leading space; 5.9 decodes the new tokens alone.
+PROMPT_CUT_STACK = "transformers<5.9"
+PROMPT_CUT_REASON = (
+    "text-generation cut the decoded prompt off the whole decoding (5.9 decodes the new "
+    "tokens alone)"
+)
+
+
+def prompt_cut(value: Any) -> Differs:
+    """``value`` is what the text-generation pipeline's text is before transformers 5.9."""
+    return Differs(PROMPT_CUT_STACK, value, PROMPT_CUT_REASON)
+
+
+def pipeline_new_text(tokenizer: Any, prompt_ids: list[int], new_ids: list[int]) -> Expected:
+    """The text the text-generation pipeline gives for ``new_ids`` after ``prompt_ids``."""
+
+    def decode(ids: list[int]) -> str:
+        return tokenizer.decode(ids, skip_special_tokens=True)
+
+    whole = decode([*prompt_ids, *new_ids])
+    return expect(decode(new_ids), prompt_cut(whole[len(decode(prompt_ids)) :]))
+
 
 def fixed_length_greedy(new_tokens: int) -> dict[str, Any]:
     """generate() arguments: plain greedy, exactly ``new_tokens`` new tokens (EOS suppressed

@@ -13,12 +13,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hfmatrix import backends, checkpoints, generation, perf, results
+from hfmatrix import backends, checkpoints, drift, generation, perf, results
 from hfmatrix import hardware as hardware_module
 from hfmatrix.checks import Check, agree, close, numerics, truth
+from hfmatrix.expectations import stack_words
 from hfmatrix.perf import PerfSettings
 from hfmatrix.project import Project
-from hfmatrix.sources import Source, Unavailable, resolve_hub
+from hfmatrix.sources import Source, Unavailable, pickle_weights, resolve_hub
 from hfmatrix.specs import Override
 
 ROUND_TRIP_ATOL = 1e-5
@@ -26,6 +27,10 @@ ROUND_TRIP_ATOL = 1e-5
 # tolerances of transformers' tests (fp16 5e-3, bf16 1e-2) are per operation; a model adds
 # up its layers' rounding. Measured on the tiny checkpoints (CPU): see the README.
 HALF_PRECISION_ATOL = {"float16": 1e-1, "bfloat16": 2e-1}
+PICKLE_POLICY = (
+    "unpickling can run code, so hfmatrix loads safetensors weights only unless the run "
+    "passes --allow-pickle"
+)
 REMOTE_CODE_POLICY = (
     "hfmatrix runs a model's own code only when overrides.json marks it "
     "requires_remote_code and the run passes --allow-remote-code"
@@ -43,7 +48,6 @@ class FamilyTest:
     """
 
     family: ClassVar[str]
-    tiny_name: ClassVar[str]
     auto_model: ClassVar[Any]
     auto_processor: ClassVar[Any]
     timeout_s: ClassVar[float] = 900.0  # one model, all its tests (--timeout overrides)
@@ -59,6 +63,7 @@ class FamilyTest:
         *,
         revision: str | None = None,
         allow_remote_code: bool = False,
+        allow_pickle: bool = False,
         dtype: str = "float32",
         performance: PerfSettings | None = None,
     ):
@@ -72,6 +77,7 @@ class FamilyTest:
         # a revision pins Hub models only: tiny and local checkpoints have none
         self.revision = (revision or self.override.revision) if self.tier == "hub" else None
         self.trust_remote_code = self.override.requires_remote_code and allow_remote_code
+        self.allow_pickle = allow_pickle  # pickle-only weights load only when asked for
         self.dtype = dtype  # of the model under test; the reference is always fp32
         self.performance = performance  # --performance: measured after the tests
         self.device = "cpu"
@@ -79,11 +85,13 @@ class FamilyTest:
         self.exported: Any = None  # the OpenVINO model (or its export error), once per run
         self._reference: dict[str, Any] | None = None  # fp32 CPU outputs, once per run
         self._source: Source | None = None
+        self.captured = drift.Capture()  # the outputs the record's fingerprint keeps
 
     # --- the class-specific parts -------------------------------------------------------
 
     def build_tiny(self, path: Path) -> None:
-        """Save the tiny checkpoint (model and processor) into ``path``."""
+        """The tiny checkpoint's recipe: save its model and processor into ``path`` (run on
+        the reference stack by ``hfmatrix freeze``; every run loads the frozen files)."""
         raise NotImplementedError
 
     def model_inputs(self, model: Any, processor: Any) -> dict[str, Any]:
@@ -158,14 +166,19 @@ class FamilyTest:
     def _resolve(self) -> Source:
         _quiet_transformers()
         if self.tier == "tiny":
-            path = checkpoints.tiny_checkpoint(self.tiny_name, self.build_tiny)
-            return Source(self.model_id, "tiny", str(path), origin="built locally")
+            path = checkpoints.tiny_path(self.project.root, self.family)
+            return Source(self.model_id, "tiny", str(path), origin="frozen files")
         return resolve_hub(self.model_id, self.revision)
 
     def load_kwargs(self) -> dict[str, Any]:
         """What every from_pretrained/pipeline call of this model passes: the resolved
         revision, and trust_remote_code (always explicit, so never a prompt)."""
         return {"revision": self.source.revision, "trust_remote_code": self.trust_remote_code}
+
+    def weights_kwargs(self) -> dict[str, Any]:
+        """What every model load passes for its weights: safetensors only, unless the run
+        allows pickle files."""
+        return {} if self.allow_pickle else {"use_safetensors": True}
 
     def pipeline_task(self) -> str:
         """The pipeline task this run uses (a family may choose by transformers version)."""
@@ -178,7 +191,7 @@ class FamilyTest:
         location, task = self.source.location, self.pipeline_task()
         return pipeline(
             task, model=location, device=self.device, dtype=getattr(torch, dtype),
-            **self.load_kwargs(),
+            model_kwargs=self.weights_kwargs(), **self.load_kwargs(),
         )  # fmt: skip
 
     def load_processor(self) -> Any:
@@ -191,8 +204,9 @@ class FamilyTest:
         location, kwargs = self.source.location, self.load_kwargs()
         processor = self.load_processor()
         model, info = self.auto_model.from_pretrained(
-            location, output_loading_info=True, dtype=getattr(torch, dtype), **kwargs
-        )
+            location, output_loading_info=True, dtype=getattr(torch, dtype),
+            **self.weights_kwargs(), **kwargs,
+        )  # fmt: skip
         self.loaded = {
             "class": type(model).__name__,
             "dtype": str(model.dtype),
@@ -205,7 +219,10 @@ class FamilyTest:
     def test_pipeline(self, hardware: str = "cpu") -> list[Check]:
         """Load through ``pipeline(task, model=...)`` and check its output."""
         self.device = hardware_module.device(hardware)
-        return self.pipeline_checks(self.load_pipeline())
+        pipe = self.load_pipeline()
+        checks = self.pipeline_checks(pipe)
+        self.captured.add("pipeline", lambda: self.pipeline_output(pipe))
+        return checks
 
     def test_from_pretrained(self, hardware: str = "cpu") -> list[Check]:
         """Load with ``from_pretrained``; check the outputs and a save/load round trip."""
@@ -220,6 +237,7 @@ class FamilyTest:
             checks += self.from_pretrained_checks(model, processor, output)
             if self.tier != "hub":  # a second full copy of a 7B+ model is not worth it
                 checks.append(self._round_trip(model, processor, output))
+            self.captured.add("outputs", lambda: self.reference_outputs(model, processor))
         return checks
 
     def reference(self) -> dict[str, Any]:
@@ -244,6 +262,7 @@ class FamilyTest:
         """The pipeline on ``hardware`` gives what the reference pipeline gives."""
         reference = self.reference()["pipeline"]
         output = self.pipeline_output(backends.pipeline(self, hardware))
+        self.captured.add("pipeline", lambda: output)
         return [agree("pipeline_matches_reference", output, reference, self.tolerance(hardware))]
 
     def test_from_pretrained_against_reference(self, hardware: str) -> list[Check]:
@@ -255,6 +274,7 @@ class FamilyTest:
         model, processor = backends.load_model(self, hardware)
         with torch.inference_mode():
             outputs = self.reference_outputs(model, processor)
+        self.captured.add("outputs", lambda: outputs)
         atol = self.tolerance(hardware)
         return [weights_complete(reference["info"])] + [
             agree(f"{name}_match_reference", outputs[name], expected, atol)
@@ -278,6 +298,7 @@ class FamilyTest:
             "dtype": self.dtype,
             "revision": self.revision,
             "trust_remote_code": self.trust_remote_code,
+            "allow_pickle": self.allow_pickle,
             "code": results.code_sha256(Path(inspect.getfile(type(self)))),
         }
         if self.performance is not None:  # a record without its figures is not reused
@@ -346,6 +367,14 @@ class FamilyTest:
         record["revision"] = self.loaded.get("revision") or source.revision
         record["status"], record["reason"] = verdict(tests)
         every_check = [Check(**c) for t in tests.values() for c in t.get("checks", [])]
+        record["expectations"] = {
+            f"{name}.{check['name']}": check["expectation"]
+            for name, test in tests.items()
+            for check in test.get("checks", [])
+            if check.get("expectation")
+        }
+        if record["status"] != "passed":  # a verdict names the stack it holds for
+            record["reason"] = f"{record['reason']} [{stack_words()}]"
         if reference_run:
             reference = "golden values" if self.tier == "tiny" else "self-consistency"
         else:
@@ -356,6 +385,7 @@ class FamilyTest:
         ids = [c.passed for c in every_check if c.name.endswith("ids_match_reference")]
         if ids:
             record["numerics"]["greedy_ids_match"] = all(ids)
+        record["fingerprint"] = self.captured.block(record, self.atol)
         if self.performance is not None:  # saved first: the verdict stands if it dies
             record["performance"] = {"settings": self.performance.as_dict(), "pending": True}
             progress(record)
@@ -385,9 +415,13 @@ class FamilyTest:
         if self.override.requires_remote_code and not self.trust_remote_code:
             return "skipped", f"requires remote code (overrides.json); {REMOTE_CODE_POLICY}"
         try:
-            self.source  # noqa: B018 - resolving decides availability
+            source = self.source
         except Unavailable as exc:
             return "skipped", str(exc)
+        pickles = [] if self.allow_pickle else pickle_weights(source.file_names())
+        if pickles:
+            named = ", ".join(pickles[:4]) + (" ..." if len(pickles) > 4 else "")
+            return "skipped", f"only pickle weights ({named}), no safetensors; {PICKLE_POLICY}"
         return None
 
     def preflight(self) -> tuple[str, str] | None:

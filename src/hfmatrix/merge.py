@@ -1,5 +1,6 @@
-"""Result trees merged into one: every record keyed by (family, model, column, environment);
-the newest run of a key is current (raw/), older runs are history (history/)."""
+"""Result trees merged into one: every record keyed by (family, model, column, environment),
+the column naming its stack when that is not the default (``cpu@tf4``); the newest run of a
+key is current (raw/), older runs are history (history/)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hfmatrix.files import atomic_write_text
-from hfmatrix.results import SCHEMA, STATUSES, column, record_path, slug
+from hfmatrix.results import SCHEMA, STATUSES, record_column, record_path, slug
 
 REQUIRED_KEYS = ("schema", "family", "model_id", "hardware", "status")
 Key = tuple[str, str, str, str]
@@ -48,14 +49,9 @@ class Merged:
 
 
 def key(record: dict[str, Any]) -> Key:
-    """(family, model, matrix column, environment fingerprint)."""
-    dtype = record.get("dtype")
-    return (
-        record["family"],
-        record["model_id"],
-        column(record["hardware"], dtype if isinstance(dtype, str) else None),
-        fingerprint(record),
-    )
+    """(family, model, matrix column with its stack, environment fingerprint): records of
+    two stacks never share a cell or a history chain."""
+    return record["family"], record["model_id"], record_column(record), fingerprint(record)
 
 
 def fingerprint(record: dict[str, Any]) -> str:

@@ -9,14 +9,17 @@ from functools import cached_property
 from pathlib import Path
 
 from hfmatrix.errors import UserError
+from hfmatrix.files import line_of_key
 from hfmatrix.registry import ModelEntry, family_models, load_models, representative
 from hfmatrix.specs import (
     FamilySpec,
     HardwareSpec,
     Override,
+    StackSpec,
     load_family_spec,
     load_hardware_spec,
     load_overrides,
+    load_stack_spec,
 )
 
 RESULTS_ENV = "HFMATRIX_RESULTS_DIR"
@@ -73,6 +76,58 @@ class Project:
             known = ", ".join(self.hardware_names())
             raise UserError(f"unknown hardware {hardware!r} (known: {known})")
         return load_hardware_spec(self.root / "env_specs" / "hardware" / f"{hardware}.toml")
+
+    @property
+    def stacks_dir(self) -> Path:
+        return self.root / "env_specs" / "stacks"
+
+    def stacks(self) -> dict[str, StackSpec]:
+        """Every stack's spec, by name; a backend no hardware spec declares, or a name that
+        is also a family's or a backend's, is a UserError naming the file and line."""
+        paths = sorted(self.stacks_dir.glob("*.toml"))
+        specs = {path.stem: load_stack_spec(path) for path in paths}
+        for spec in specs.values():
+            self.check_stack(spec)
+        return specs
+
+    def check_stack(self, spec: StackSpec) -> None:
+        """A stack's name and backends against the families and hardware specs."""
+        path = self.stacks_dir / f"{spec.name}.toml"
+        text = path.read_text(encoding="utf-8")
+        kind = {**dict.fromkeys(self.hardware_names(), "hardware backend"),
+                **dict.fromkeys(self.families(), "family")}.get(spec.name)  # fmt: skip
+        if kind:
+            message = f"stack {spec.name!r} has the name of a {kind}"
+            raise UserError(message, path, line_of_key(text, "stack"))
+        unknown = sorted(set(spec.hardware or []) - set(self.hardware_names()))
+        if unknown:
+            known = ", ".join(self.hardware_names())
+            message = f"unknown hardware {', '.join(map(repr, unknown))} (known: {known})"
+            raise UserError(message, path, line_of_key(text, "hardware"))
+
+    def stack_spec(self, name: str) -> StackSpec:
+        stacks = self.stacks()
+        if name not in stacks:
+            raise UserError(f"unknown stack {name!r} (known: {', '.join(stacks)})")
+        return stacks[name]
+
+    def default_stack(self) -> StackSpec:
+        """The one stack whose spec says ``default = true``."""
+        defaults = [spec for spec in self.stacks().values() if spec.default]
+        if len(defaults) != 1:
+            which = ", ".join(spec.name for spec in defaults) or "none"
+            raise UserError(f"exactly one stack must say default = true (found: {which})",
+                            self.stacks_dir)  # fmt: skip
+        return defaults[0]
+
+    def stack_hardware(self, stack: StackSpec) -> list[str]:
+        """The backends a stack has sessions for (its ``hardware``, else every backend), in
+        the order of hardware_names()."""
+        return [hw for hw in self.hardware_names() if hw in (stack.hardware or [hw])]
+
+    def session_name(self, family: str, stack: str) -> str:
+        """A family session's name: the family on the default stack, else ``family-stack``."""
+        return family if stack == self.default_stack().name else f"{family}-{stack}"
 
     @cached_property
     def overrides(self) -> dict[str, Override]:
@@ -133,9 +188,18 @@ class Project:
             return list(dict.fromkeys(chosen))
         return [self.tiny_model(family).model_id, spec.default_model]
 
-    def install_requirements(self, family: str, hardware: str, model_ids: list[str]) -> list[str]:
-        """Family deps + hardware deps + additional_deps of the selected models, in order."""
+    def install_requirements(
+        self, family: str, hardware: str, model_ids: list[str], stack: str | None = None
+    ) -> list[str]:
+        """Family deps + hardware deps + the stack's pins (default: the default stack's) +
+        additional_deps of the selected models, in order."""
         deps = [*self.family_spec(family).dependencies, *self.hardware_spec(hardware).dependencies]
+        spec = self.default_stack() if stack is None else self.stack_spec(stack)
+        if hardware not in self.stack_hardware(spec):
+            backends = ", ".join(self.stack_hardware(spec))
+            raise UserError(f"stack {spec.name!r} has no {hardware} sessions (its hardware: "
+                            f"{backends})", self.stacks_dir / f"{spec.name}.toml")  # fmt: skip
+        deps.extend(spec.dependencies)
         for model_id in model_ids:
             override = self.overrides.get(model_id)
             if override:

@@ -11,12 +11,20 @@ from typing import Any
 
 from tabulate import tabulate
 
+from hfmatrix import drift
 from hfmatrix.dashboard import render_dashboard
 from hfmatrix.files import atomic_write_text
 from hfmatrix.merge import Merged, fingerprint, host, key, merge, write_tree
-from hfmatrix.results import STATUSES, now, slug
+from hfmatrix.results import (
+    STATUSES,
+    default_stack_name,
+    now,
+    record_label,
+    slug,
+    stack_name,
+)
 
-SUMMARY_SCHEMA = "hfmatrix.summary/2"
+SUMMARY_SCHEMA = "hfmatrix.summary/3"
 PERF_TARGETS = ("forward", "generate")  # the performance figures a matrix cell summarises
 REASON_WIDTH = 80
 
@@ -31,7 +39,29 @@ def build_report(results_dir: Path, inputs: list[Path] | tuple[Path, ...] = ()) 
 
 
 def _column(record: dict[str, Any]) -> str:
+    """The record's matrix column: ``cpu``, ``cuda-float16``, ``cpu@tf4`` (another stack)."""
     return key(record)[2]
+
+
+def _stack(record: dict[str, Any]) -> str:
+    """The name of the record's stack (the default stack's for a record that names none)."""
+    return stack_name(record) or default_stack_name()
+
+
+def _columns(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each matrix column's backend, dtype and stack, and its label in words (the most
+    common among its records)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(_column(record), []).append(record)
+    columns = {}
+    for name, group in sorted(groups.items()):
+        ran = [record for record in group if record.get("tests")]  # skips say less of a stack
+        labels = Counter(record_label(record) for record in ran or group)
+        first = group[0]
+        columns[name] = {"hardware": first["hardware"], "dtype": first.get("dtype") or None,
+                         "stack": _stack(first), "label": labels.most_common(1)[0][0]}  # fmt: skip
+    return columns
 
 
 # ---------------------------------------------------------------- summarising
@@ -129,6 +159,8 @@ def _model_row(record: dict[str, Any], history: Counter) -> dict[str, Any]:
         "model_id": record["model_id"],
         "tier": record.get("tier"),
         "hardware": _column(record),
+        "stack": _stack(record),
+        "label": record_label(record),
         "status": record["status"],
         "reason": str(record.get("reason") or ""),
         "tests": {name: _dict(test).get("status") for name, test in tests.items()},
@@ -186,6 +218,7 @@ def summarize(
     (registry.coverage), the coverage of each family by these records too."""
     records = merged.records
     history = Counter(run.key for run in merged.history)
+    compared = drift.drift(records)
     return {
         "schema": SUMMARY_SCHEMA,
         "generated_at": now(),
@@ -193,8 +226,11 @@ def summarize(
         "inputs": [str(tree) for tree in inputs],
         "totals": {**_counts(records), "total": len(records)},
         "history": len(merged.history),
+        "columns": _columns(records),
         "matrix": _matrix(records),
         "models": [_model_row(record, history) for record in records],
+        "drift": compared,
+        "drift_totals": drift.totals(compared),
         "coverage": None if registry is None else _coverage(records, registry),
         "environments": _environments(records),
         "unreadable": merged.unreadable,
@@ -241,6 +277,10 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     return tabulate(cells, headers=heads, tablefmt="github", disable_numparse=True)
 
 
+def _label(summary: dict[str, Any], column: str) -> str:
+    return (summary.get("columns") or {}).get(column, {}).get("label") or column
+
+
 def _matrix_md(summary: dict[str, Any]) -> str:
     matrix = summary["matrix"]
     hardware = sorted({hw for cells in matrix.values() for hw in cells})
@@ -256,7 +296,7 @@ def _matrix_md(summary: dict[str, Any]) -> str:
                 text += ", ids " + ("match" if cell["greedy_ids_match"] else "DIFFER")
             row.append(text or "-")
         rows.append(row)
-    return _table(["family", *hardware], rows)
+    return _table(["family", *(_label(summary, hw) for hw in hardware)], rows)
 
 
 def _models_md(summary: dict[str, Any]) -> str:
@@ -318,6 +358,29 @@ def _coverage_md(coverage: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
+def _yes_no(value: Any) -> str:
+    return "" if value is None else "yes" if value else "NO"
+
+
+def _drift_md(summary: dict[str, Any]) -> str:
+    """Per model (and checkpoint): its baseline, and each other record's agreement with it."""
+    totals = summary.get("drift_totals") or {}
+    parts = [", ".join(f"{status} {totals.get(status, 0)}" for status in drift.STATUSES)]
+    headers = ["stack", "column", "status", "max |diff|", "atol", "greedy ids equal",
+               "pipeline equal", "first difference"]  # fmt: skip
+    for group in summary["drift"]:
+        base = group["baseline"]
+        checkpoint = f", checkpoint {group['checkpoint'][:12]}" if group["checkpoint"] else ""
+        parts.append(f"### {group['family']} · {group['model_id']} ({group['dtype']}{checkpoint})")
+        parts.append(f"Baseline: {base['label']} (stack {base['stack']}).")
+        rows = [[row["stack"], row["label"], row["status"], _diff(row["max_abs_diff"]),
+                 _diff(row["atol"]), _yes_no(row["greedy_ids_equal"]),
+                 _yes_no(row["pipeline_equal"]), row["where"] or ""]
+                for row in group["rows"]]  # fmt: skip
+        parts.append(_table(headers, rows))
+    return "\n\n".join(parts)
+
+
 def render_markdown(summary: dict[str, Any]) -> str:
     """summary.md: totals, the class x hardware matrix, the per-model table, unreadable files."""
     totals = summary["totals"]
@@ -335,6 +398,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
     performance = _performance_md(summary)
     if performance:
         parts += ["## Performance", performance]
+    if summary.get("drift"):
+        parts += ["## Drift", _drift_md(summary)]
     if summary.get("coverage"):
         parts += ["## Coverage", _coverage_md(summary["coverage"])]
     if summary["unreadable"]:
@@ -381,7 +446,7 @@ def _by_class(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _by_hardware(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        f"{slug(hardware)}_results.json": {
+        f"{slug(hardware.replace('@', '-'))}_results.json": {
             "hardware": hardware,
             "classes": {
                 family: _matrix_cell(cell) for family, cell in _grouped(group, "family").items()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import platform
 import re
 import socket
@@ -23,6 +24,12 @@ STATUSES = ("passed", "failed", "error", "skipped", "timeout")
 
 
 REFERENCE_DTYPE = "float32"
+STACK_ENV = "HFMATRIX_STACK"  # the stack's name, set by its nox sessions
+FALLBACK_DEFAULT_STACK = "latest"  # the default stack's name outside a project
+LABEL_PACKAGES = ("transformers", "torch", "optimum-intel", "openvino")  # a stack in words
+STACK_PACKAGES = (
+    *LABEL_PACKAGES, "optimum", "tokenizers", "huggingface-hub", "safetensors", "numpy"
+)  # fmt: skip
 
 
 def column(hardware: str, dtype: str | None = None) -> str:
@@ -31,9 +38,44 @@ def column(hardware: str, dtype: str | None = None) -> str:
     return hardware if dtype in (None, REFERENCE_DTYPE) else f"{hardware}-{dtype}"
 
 
-def session_name(family: str, hardware: str, dtype: str | None = None) -> str:
-    """The raw/ directory of one (family, hardware) session, e.g. ``bert-cpu``."""
-    return f"{family}-{column(hardware, dtype)}"
+def session_name(
+    family: str, hardware: str, dtype: str | None = None, stack: str | None = None
+) -> str:
+    """The raw/ directory of one (family, hardware) session: ``bert-cpu``, or with a stack
+    other than the default, ``bert-tf4-cpu``."""
+    return f"{family}-{stack + '-' if stack else ''}{column(hardware, dtype)}"
+
+
+@functools.lru_cache(maxsize=8)
+def _default_stack_in(directory: str) -> str:
+    from hfmatrix.project import Project
+
+    try:
+        return Project.find(Path(directory)).default_stack().name
+    except Exception:  # outside a project, or one without (valid) stack specs
+        return FALLBACK_DEFAULT_STACK
+
+
+def default_stack_name(start: Path | None = None) -> str:
+    """The default stack's name: the project's (the spec in env_specs/stacks/ that says
+    ``default = true``) around ``start`` (the current directory), else ``latest``."""
+    return _default_stack_in(str((start or Path.cwd()).resolve()))
+
+
+def stack_name(record: dict[str, Any]) -> str | None:
+    """The record's stack, None for the default stack (and records that name none)."""
+    stack = record.get("stack")
+    name = stack.get("name") if isinstance(stack, dict) else None
+    return name if isinstance(name, str) and name and name != default_stack_name() else None
+
+
+def record_column(record: dict[str, Any]) -> str:
+    """The matrix column of a record: its backend and dtype (see column), with ``@stack``
+    for a stack other than the default (``cpu@tf4``)."""
+    dtype = record.get("dtype")
+    name = column(record["hardware"], dtype if isinstance(dtype, str) else None)
+    stack = stack_name(record)
+    return f"{name}@{stack}" if stack else name
 
 
 PLAIN_ID = re.compile(r"(?:\w[\w.-]*/)?\w[\w.-]*")
@@ -52,6 +94,25 @@ def slug(model_id: str) -> str:
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def stack_label(record: dict[str, Any]) -> str:
+    """The record's stack in words; for a record older than the stack key, the
+    transformers and torch versions of its environment."""
+    stack, environment = record.get("stack"), record.get("environment")
+    label = stack.get("label") if isinstance(stack, dict) else None
+    if isinstance(label, str) and label:
+        return label
+    environment = environment if isinstance(environment, dict) else {}
+    found = [(name, environment.get(name)) for name in ("transformers", "torch")]
+    return " · ".join(f"{name} {version}" for name, version in found if version)
+
+
+def record_label(record: dict[str, Any]) -> str:
+    """The record's column in words: ``cpu · transformers 4.57.6 · torch 2.15.0``."""
+    dtype = record.get("dtype")
+    hardware = column(record["hardware"], dtype if isinstance(dtype, str) else None)
+    return " · ".join(part for part in (hardware, stack_label(record)) if part)
 
 
 @functools.cache
@@ -74,13 +135,27 @@ def code_sha256(family_module: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def packages_here() -> dict[str, str]:
+    """{name: version} of the packages this process imports."""
+    # a package's vendored copies (setuptools puts its _vendor dir on sys.path when torch's
+    # extension tools import it) are not part of the environment
+    return installed_packages(tuple(e for e in sys.path if "_vendor" not in Path(e).parts))
+
+
+def stack(packages: dict[str, str] | None = None) -> dict[str, Any]:
+    """This process's stack: its name ($HFMATRIX_STACK; None outside nox), its key
+    packages in words (``transformers 5.24.0 · torch 2.15.0``) and their versions."""
+    packages = packages_here() if packages is None else packages
+    found = {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in packages.items()}
+    versions = {name: found[name] for name in STACK_PACKAGES if name in found}
+    label = " · ".join(f"{name} {versions[name]}" for name in LABEL_PACKAGES if name in versions)
+    return {"name": os.environ.get(STACK_ENV) or None, "label": label, "versions": versions}
+
+
 def environment(device: dict[str, Any] | None = None) -> dict[str, Any]:
     """The software stack of this process (python, torch, transformers, platform, packages,
     its fingerprint) and the host it runs on."""
-    # a package's vendored copies (setuptools puts its _vendor dir on sys.path when torch's
-    # extension tools import it) are not part of the environment
-    path = tuple(entry for entry in sys.path if "_vendor" not in Path(entry).parts)
-    packages = installed_packages(path)
+    packages = packages_here()
     stack = {
         "python": platform.python_version(),
         "torch": packages.get("torch"),
@@ -99,9 +174,10 @@ def new_record(
     family: str, model_class: str, model_id: str, tier: str, hardware: str, dtype: str = "float32"
 ) -> dict:
     """A record with every schema key present; the runner fills in the outcome."""
+    here = stack()
     return {
         "schema": SCHEMA,
-        "session": session_name(family, hardware, dtype),
+        "session": session_name(family, hardware, dtype, stack_name({"stack": here})),
         "family": family,
         "model_class": model_class,
         "model_id": model_id,
@@ -116,6 +192,8 @@ def new_record(
         "tests": {},
         "numerics": {},
         "checkpoint": None,
+        "stack": here,
+        "fingerprint": None,
         "environment": {},
         "started_at": now(),
         "duration_s": 0.0,

@@ -32,6 +32,7 @@ class RunSettings:
     results_dir: Path
     revision: str | None = None
     allow_remote_code: bool = False
+    allow_pickle: bool = False  # load pickle-only checkpoints (their unpickling can run code)
     timeout_s: float | None = None  # None: the family's default
     max_memory_gib: float | None = None  # None: 90% of the machine's memory
     dtype: str = "float32"
@@ -46,6 +47,7 @@ class RunSettings:
             results_dir=results_dir,
             revision=options.revision,
             allow_remote_code=options.allow_remote_code,
+            allow_pickle=options.allow_pickle,
             timeout_s=options.timeout,
             max_memory_gib=options.max_memory,
             dtype=options.dtype,
@@ -82,6 +84,7 @@ def run_model(
         project,
         revision=settings.revision,
         allow_remote_code=settings.allow_remote_code,
+        allow_pickle=settings.allow_pickle,
         dtype=settings.dtype,
         performance=settings.performance,
     )
@@ -133,6 +136,7 @@ def child_job(test: FamilyTest, hardware: str) -> dict[str, Any]:
         "hardware": hardware,
         "revision": test.revision,
         "allow_remote_code": test.trust_remote_code,
+        "allow_pickle": test.allow_pickle,
         "dtype": test.dtype,
         "performance": test.performance.as_dict() if test.performance else None,
         "source": asdict(resolved) if resolved else None,

@@ -10,6 +10,7 @@ from pathlib import Path
 PROBE_TIMEOUT_S = 5.0
 HUB = "https://huggingface.co"
 GATED = "gated on the Hub: needs HF_TOKEN with access to it"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")  # torch.load (unpickling) reads them
 
 
 @dataclass
@@ -21,6 +22,14 @@ class Source:
     location: str
     origin: str = ""
     revision: str | None = None
+    files: tuple[str, ...] | None = None  # a Hub-served repo's file names (from its info)
+
+    def file_names(self) -> list[str]:
+        """The checkpoint's file names (relative), from its directory or its Hub info."""
+        if self.files is not None:
+            return list(self.files)
+        root = Path(self.location)
+        return [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
 
 
 class Unavailable(Exception):
@@ -42,7 +51,8 @@ def resolve_hub(model_id: str, revision: str | None = None) -> Source:
         problem = hub_unreachable()
         if problem is None:
             try:
-                return Source(model_id, "hub", model_id, "Hub", hub_commit(model_id, revision))
+                commit, files = hub_commit(model_id, revision)
+                return Source(model_id, "hub", model_id, "Hub", commit, files)
             except Unavailable:  # the Hub would not serve it: the HF cache still can
                 if snapshot is None:
                     raise
@@ -51,9 +61,10 @@ def resolve_hub(model_id: str, revision: str | None = None) -> Source:
     return Source(model_id, "hub", str(snapshot), "HF cache", revision=snapshot.name)
 
 
-def hub_commit(model_id: str, revision: str | None) -> str | None:
-    """The commit the Hub serves for ``revision``; Unavailable for a gated or unreachable
-    repo. A missing repo or revision raises (the model's record is an error)."""
+def hub_commit(model_id: str, revision: str | None) -> tuple[str | None, tuple[str, ...] | None]:
+    """The commit the Hub serves for ``revision`` and the repo's file names; Unavailable for
+    a gated or unreachable repo. A missing repo or revision raises (the model's record is an
+    error)."""
     from huggingface_hub import HfApi, get_token
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -75,7 +86,8 @@ def hub_commit(model_id: str, revision: str | None) -> str | None:
         raise Unavailable(why[:300]) from None
     if info.gated and not get_token():  # the Hub shows a gated repo's info, not its files
         raise Unavailable(GATED)
-    return info.sha
+    files = tuple(sibling.rfilename for sibling in info.siblings) if info.siblings else None
+    return info.sha, files
 
 
 def cached_snapshot(model_id: str, revision: str | None = None) -> Path | None:
@@ -116,10 +128,18 @@ def _probe(endpoint: str) -> str | None:
     return None
 
 
+def pickle_weights(files: list[str]) -> list[str]:
+    """The pickle weight files of a checkpoint that has no safetensors weights (loading it
+    would unpickle them), else []."""
+    if any(name.endswith(".safetensors") for name in files):
+        return []
+    return sorted(name for name in files if name.endswith(PICKLE_SUFFIXES))
+
+
 def availability(model_id: str, tier: str) -> tuple[bool, str]:
     """Whether a model can run here, and from where (or why not): what a run would find."""
     if tier == "tiny":
-        return True, "built locally"
+        return True, "frozen files (tiny/)"
     try:
         source = resolve_hub(model_id)
     except (Unavailable, LookupError) as exc:

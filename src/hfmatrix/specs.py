@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,10 @@ FAMILY_KEYS = {
 HARDWARE_KEYS = {"hardware", "description", "dependencies", "runner"}
 DEFAULT_RUNNER = "ubuntu-latest"
 OVERRIDE_KEYS = {"additional_deps", "requires_remote_code", "revision", "notes"}
+STACK_KEYS = {"stack", "description", "default", "dependencies", "hardware"}
+# A stack's name joins family and hardware names in session names and tags (bert-tf4,
+# tf4-cpu): letters, digits, '_' and '.', no '-'.
+STACK_NAME = re.compile(r"^\w[\w.]*$", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,18 @@ class HardwareSpec:
     dependencies: list[str]
     description: str = ""
     runner: str = DEFAULT_RUNNER  # the GitHub Actions runner label (runs-on) of its CI jobs
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    """A named set of pins (env_specs/stacks/<name>.toml) installed with every family's
+    dependencies; ``hardware`` None means every backend."""
+
+    name: str
+    description: str
+    default: bool
+    dependencies: list[str]
+    hardware: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +171,31 @@ def load_hardware_spec(path: Path) -> HardwareSpec:
         raise check.fail(f"runner {runner!r} is not a runner label (blank or with spaces)",
                          "runner")  # fmt: skip
     return HardwareSpec(data["hardware"], deps, description, runner)
+
+
+def load_stack_spec(path: Path) -> StackSpec:
+    """Read env_specs/stacks/<name>.toml (``default``: false, ``hardware``: every backend,
+    unless they say otherwise)."""
+    data, text = read_toml(path)
+    check = Checker(path, text)
+    check.keys(data, "stack spec", {"stack", "dependencies"}, STACK_KEYS)
+    name = check.typed(data, "stack", str, "stack spec")
+    if name != path.stem:
+        raise check.fail(f"stack {name!r} does not match the file name", "stack")
+    if not STACK_NAME.match(name):
+        raise check.fail(f"stack {name!r}: use letters, digits, '_' and '.' only", "stack")
+    deps = requirements(check.string_list(data, "dependencies", "stack spec"), check,
+                        "dependencies")  # fmt: skip
+    hardware = check.string_list(data, "hardware", "stack spec", default=[]) or None
+    if "hardware" in data and (not hardware or len(set(hardware)) < len(hardware)):
+        raise check.fail("stack spec.hardware must list backends, each once", "hardware")
+    return StackSpec(
+        name=name,
+        description=check.optional(data, "description", str, "stack spec", ""),
+        default=check.optional(data, "default", bool, "stack spec", False),
+        dependencies=deps,
+        hardware=hardware,
+    )
 
 
 def load_overrides(path: Path) -> dict[str, Override]:
