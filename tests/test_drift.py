@@ -165,6 +165,8 @@ def test_a_declared_difference_is_declared():
     assert row["status"] == "declared" and row["expectations"] == declared
     agreeing = fingerprinted("tf4", expectations=declared)
     assert drift.drift([fingerprinted(), agreeing])[0]["rows"][0]["status"] == "agree"
+    other["status"] = "failed"  # its golden values failed even as declared: real drift
+    assert drift.drift([fingerprinted(), other])[0]["rows"][0]["status"] == "drift"
 
 
 def test_greedy_ids_that_differ():

@@ -432,3 +432,20 @@ def test_a_run_named_latest_and_one_naming_no_stack_share_the_default_column(
         ("tiny-bert", "cpu", "passed"), ("tiny-gpt", "cpu", "passed")
     ]  # fmt: skip
     assert list(summary["columns"]) == ["cpu"] and summary["drift"] == []
+
+
+def test_declared_expectations_are_named_per_model_and_column(tmp_path: Path):
+    declared = {"from_pretrained.weights_sha256": "transformers<5.9: ViT's older module names"}
+    record = _record("vit", "tiny-vit", "cpu", "passed")
+    record["expectations"] = declared
+    write_record(tmp_path, record)
+    write_record(tmp_path, _record("bert", "tiny-bert", "cpu", "passed"))
+    summary = write_report(tmp_path)
+    rows = {row["model_id"]: row for row in summary["models"]}
+    assert rows["tiny-vit"]["expectations"] == declared
+    assert rows["tiny-bert"]["expectations"] == {}
+    text = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    section = text.split("## Declared expectations", 1)[1]
+    assert "from_pretrained.weights_sha256" in section
+    assert "transformers<5.9: ViT's older module names" in section
+    assert "tiny-bert" not in section.split("##", 1)[0]

@@ -172,6 +172,7 @@ def _model_row(record: dict[str, Any], history: Counter) -> dict[str, Any]:
         "duration_s": record.get("duration_s"),
         "performance": _performance(record),
         "history": history.get(key(record), 0),
+        "expectations": dict(_dict(record.get("expectations"))),
     }
 
 
@@ -318,6 +319,18 @@ def _models_md(summary: dict[str, Any]) -> str:
     return _table(headers, rows)
 
 
+def _expectations_md(summary: dict[str, Any]) -> str:
+    """The golden values held to a stack's declared difference, per model and column."""
+    rows = [
+        [row["family"], row["model_id"], row["hardware"], check, _short(label)]
+        for row in summary["models"]
+        for check, label in sorted(row.get("expectations", {}).items())
+    ]
+    return (
+        _table(["family", "model", "hardware", "check", "declared for (why)"], rows) if rows else ""
+    )
+
+
 def _performance_md(summary: dict[str, Any]) -> str:
     """Per class and column, the median over its models of the key targets' figures."""
     rows = [
@@ -398,6 +411,9 @@ def render_markdown(summary: dict[str, Any]) -> str:
     performance = _performance_md(summary)
     if performance:
         parts += ["## Performance", performance]
+    expectations = _expectations_md(summary)
+    if expectations:
+        parts += ["## Declared expectations", expectations]
     if summary.get("drift"):
         parts += ["## Drift", _drift_md(summary)]
     if summary.get("coverage"):
