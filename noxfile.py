@@ -51,7 +51,7 @@ try:
     STACKS = dict(sorted(PROJECT.stacks().items(), key=lambda item: item[0] != DEFAULT_STACK))
 except UserError as _error:
     user_error(_error)
-STACK_ENV = "HFMATRIX_STACK"  # the stack's name, for the run's records
+STACK_ENV = results.STACK_ENV  # the stack's name, for the run's records
 # Probed once, without torch: a backend this machine lacks gets no virtualenv at all.
 UNUSABLE = {hw: hardware.probe(hw) for hw in PROJECT.hardware_names()}
 nox.options.sessions = [*FAMILIES, "report"]  # the default stack's sessions

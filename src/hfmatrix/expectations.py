@@ -4,7 +4,6 @@ legitimately differs declared beside it, each with the reason (like transformers
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
@@ -12,7 +11,7 @@ from typing import Any
 
 from packaging.requirements import Requirement
 
-STACK_ENV = "HFMATRIX_STACK"  # the stack's name, set by its nox sessions
+from hfmatrix import results
 
 
 @dataclass(frozen=True)
@@ -70,10 +69,13 @@ def installed(name: str) -> str | None:
 
 def stack_words() -> str:
     """This process's stack, named as a failing check names it: ``stack tf4 (transformers
-    4.57.6 · torch 2.15.0)``."""
-    versions = " · ".join(f"{name} {installed(name)}" for name in ("transformers", "torch"))
-    name = os.environ.get(STACK_ENV)
-    return f"stack {name} ({versions})" if name else f"this stack ({versions})"
+    4.57.6 · torch 2.15.0)`` (results.stack's name and label)."""
+    here = results.stack()
+    return (
+        f"stack {here['name']} ({here['label']})"
+        if here["name"]
+        else f"this stack ({here['label']})"
+    )
 
 
 def unexplained(detail: str, label: str | None) -> str:
