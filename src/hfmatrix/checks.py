@@ -19,6 +19,11 @@ class Check:
     max_abs_diff: float | None = None
     atol: float | None = None
     expectation: str | None = None  # the declared stack-specific golden value that applied
+    value: float | None = None  # a bounded check's measured figure (oracle.bounded)
+    bound: float | None = None  # ... and the bound it must meet, on the side ``below`` says
+    below: bool | None = None  # True: value < bound passes; False: value >= bound passes
+    source: str | None = None  # where the bound or the published value comes from
+    not_applicable: str | None = None  # why the check cannot apply to this model
 
     def as_dict(self) -> dict[str, Any]:
         return {key: value for key, value in asdict(self).items() if value not in (None, "")}

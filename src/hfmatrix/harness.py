@@ -17,6 +17,7 @@ from hfmatrix import backends, checkpoints, drift, generation, perf, results
 from hfmatrix import hardware as hardware_module
 from hfmatrix.checks import Check, agree, close, numerics, truth
 from hfmatrix.expectations import stack_words
+from hfmatrix.oracle import Published, not_applicable
 from hfmatrix.perf import PerfSettings
 from hfmatrix.project import Project
 from hfmatrix.sources import Source, Unavailable, pickle_weights, resolve_hub
@@ -55,6 +56,8 @@ class FamilyTest:
     openvino_atol: ClassVar[float | None] = None  # where OpenVINO is allowed more (ANCHORS)
     openvino_class: ClassVar[str]  # the optimum.intel class that exports the model
     new_tokens: ClassVar[int] = 0  # a generating class's greedy tokens, compared id by id
+    # expected outputs that a source publishes for well-known checkpoints, by model id
+    published: ClassVar[dict[str, Published]] = {}
 
     def __init__(
         self,
@@ -85,6 +88,7 @@ class FamilyTest:
         self.exported: Any = None  # the OpenVINO model (or its export error), once per run
         self._reference: dict[str, Any] | None = None  # fp32 CPU outputs, once per run
         self._source: Source | None = None
+        self._trained: tuple[Any, Any] | None = None  # (model, processor) the oracle reuses
         self.captured = drift.Capture()  # the outputs the record's fingerprint keeps
 
     # --- the class-specific parts -------------------------------------------------------
@@ -133,6 +137,16 @@ class FamilyTest:
 
     def pipeline_output(self, pipe: Any) -> Any:
         """The pipeline's output on the family's fixed inputs (compared across backends)."""
+        raise NotImplementedError
+
+    def oracle_checks(self, model: Any, processor: Any) -> list[Check]:
+        """The class oracle: what any trained model of the class does on real inputs, as
+        ``oracle.bounded`` checks (value and bound recorded) or ``oracle.not_applicable``.
+        Run for hub and local models, on the fp32 CPU reference run."""
+        raise NotImplementedError
+
+    def published_checks(self, model: Any, processor: Any, values: Published) -> list[Check]:
+        """Checks of ``model`` against a well-known checkpoint's ``published`` values."""
         raise NotImplementedError
 
     def pipeline_parts(self, processor: Any) -> dict[str, Any]:
@@ -238,7 +252,40 @@ class FamilyTest:
             if self.tier != "hub":  # a second full copy of a 7B+ model is not worth it
                 checks.append(self._round_trip(model, processor, output))
             self.captured.add("outputs", lambda: self.reference_outputs(model, processor))
+        if self.tier != "tiny":  # the oracle and published values use the same load
+            self._trained = (model, processor)
         return checks
+
+    def test_oracle(self, hardware: str = "cpu") -> list[Check]:
+        """The class oracle on the family's real inputs (a hub or local model)."""
+        import torch
+
+        model, processor = self.trained_model(hardware)
+        with torch.inference_mode():
+            return self.oracle_checks(model, processor)
+
+    def test_published(self, hardware: str = "cpu") -> list[Check]:
+        """The model against the values published for its checkpoint, naming the source."""
+        import torch
+
+        values = self.published[self.model_id]
+        if values.revision and values.revision != self.source.revision:
+            reason = f"published for revision {values.revision}, not {self.source.revision}"
+            return [not_applicable("published_values", reason)]
+        model, processor = self.trained_model(hardware)
+        with torch.inference_mode():
+            checks = self.published_checks(model, processor, values)
+        for check in checks:
+            check.source = check.source or values.source
+        return checks
+
+    def trained_model(self, hardware: str) -> tuple[Any, Any]:
+        """The (model, processor) test_from_pretrained loaded, else a fresh load."""
+        if self._trained is None:
+            self.device = hardware_module.device(hardware)
+            model, processor, _ = self.load_model()
+            self._trained = (model, processor)
+        return self._trained
 
     def reference(self) -> dict[str, Any]:
         """The fp32 CPU reference of this run, from one load freed before any backend
@@ -351,17 +398,25 @@ class FamilyTest:
         record["tests"] = tests
         reference_run = hardware == "cpu" and self.dtype == "float32"
         plan = (
-            (("pipeline", self.test_pipeline), ("from_pretrained", self.test_from_pretrained))
+            [("pipeline", self.test_pipeline), ("from_pretrained", self.test_from_pretrained)]
             if reference_run
-            else (
+            else [
                 ("pipeline", self.test_pipeline_against_reference),
                 ("from_pretrained", self.test_from_pretrained_against_reference),
-            )
+            ]
         )
+        if reference_run and self.tier != "tiny":  # what a trained model of the class does
+            plan.append(("oracle", self.test_oracle))
+            if self.model_id in self.published:
+                plan.append(("published", self.test_published))
         with one_thread_if(self.tier == "tiny"):
             for name, test in plan:
                 tests[name] = run_one(test, hardware)
+                if name == "published":
+                    tests[name]["source"] = self.published[self.model_id].source
                 progress(record)
+        self._trained = None
+        gc.collect()
         record["pipeline_task"] = self.pipeline_task()
         record["loaded"] = self.loaded
         record["revision"] = self.loaded.get("revision") or source.revision

@@ -1,9 +1,22 @@
-"""Test inputs made in code: deterministic images and waveforms, no files, no downloads."""
+"""Test inputs: deterministic images and waveforms made in code, and real inputs (photos)
+that ship with the package in ``hfmatrix/data`` (their sources in its README). No downloads."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
+
+DATA = Path(__file__).parent / "data"
+PHOTOS = ("chelsea", "coffee")  # a tabby cat; a cup of espresso on its saucer
+
+
+def photo(name: str) -> Any:
+    """A real photograph from hfmatrix/data as an RGB PIL image (``name`` from PHOTOS)."""
+    from PIL import Image
+
+    with Image.open(DATA / f"{name}.jpg") as image:
+        return image.convert("RGB")
 
 
 def synthetic_image(width: int = 64, height: int = 48) -> Any:
