@@ -127,6 +127,66 @@ def perturb_weight(directory: Path, parameter: str, index: Any = 0, delta: float
     edit_weights(directory, bump)
 
 
+def shuffle_weights(directory: Path, seed: int = 0) -> None:
+    """Scramble every tensor of the checkpoint: its elements permuted, so each keeps its
+    values and their distribution but none of what training put where."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+
+    def scramble(tensors: dict) -> None:
+        for name, tensor in tensors.items():
+            flat = tensor.reshape(-1)
+            tensors[name] = (
+                flat[torch.randperm(flat.numel(), generator=generator)]
+                .reshape(tensor.shape)
+                .contiguous()
+            )
+
+    edit_weights(directory, scramble)
+
+
+def permute_vocabulary(directory: Path, seed: int = 0) -> None:
+    """Give the tokenizer's ordinary tokens each other's ids (tokenizer.json): text still
+    tokenizes into the same pieces, the model sees the wrong ids. Added (special) tokens keep
+    theirs."""
+    import random
+
+    def permute(data: dict) -> None:
+        fixed = {token["id"] for token in data.get("added_tokens", [])}
+        vocab = data["model"]["vocab"]
+        rng = random.Random(seed)
+        if isinstance(vocab, dict):  # WordPiece, BPE: token -> id
+            movable = sorted(i for i in vocab.values() if i not in fixed)
+            shuffled = rng.sample(movable, len(movable))
+            moved = dict(zip(movable, shuffled, strict=True))
+            data["model"]["vocab"] = {t: moved.get(i, i) for t, i in vocab.items()}
+        else:  # Unigram: [piece, score] by id
+            movable = [i for i in range(len(vocab)) if i not in fixed]
+            shuffled = rng.sample(movable, len(movable))
+            entries = list(vocab)
+            for target, origin in zip(movable, shuffled, strict=True):
+                entries[target] = vocab[origin]
+            data["model"]["vocab"] = entries
+            unk = data["model"].get("unk_id")
+            if unk is not None and unk not in fixed:
+                data["model"]["unk_id"] = movable[shuffled.index(unk)]
+
+    edit_json(directory / "tokenizer.json", permute)
+
+
+def renormalise(directory: Path) -> None:
+    """The image processor's normalisation replaced by the classic mistake of the 0-255
+    ImageNet statistics applied to pixels already rescaled to [0, 1]."""
+
+    def wrong(data: dict) -> None:
+        config = data.get("image_processor", data)
+        config["image_mean"] = [123.675, 116.28, 103.53]
+        config["image_std"] = [58.395, 57.12, 57.375]
+
+    edit_json(directory / "preprocessor_config.json", wrong)
+
+
 def plant_hf_snapshot(hub_cache: Path, model_id: str, files: Path) -> Path:
     """Copy ``files`` into the HF cache at ``hub_cache`` as the main snapshot of ``model_id``."""
     repo = hub_cache / f"models--{model_id.replace('/', '--')}"

@@ -74,7 +74,7 @@ GRID = {
     ("gpt", "cuda-float16"): "error", ("gpt", "openvino"): "passed",
 }  # fmt: skip
 SUMMARY: dict[str, Any] = {
-    "schema": "hfmatrix.summary/3",
+    "schema": "hfmatrix.summary/4",
     "generated_at": "2026-11-28T01:00:00+00:00",
     "results_dir": "/srv/hfmatrix/test_results",
     "totals": {"passed": 5, "failed": 1, "error": 0, "skipped": 1, "timeout": 1, "total": 8},
@@ -430,3 +430,26 @@ def test_a_report_draws_its_records_performance(
     assert [c["data-status"] for c in dom.find("td") if "data-family" in c] == ["passed"]
     bars = [svg["data-metric"] for t, a, svg in dom.tags if t == "rect" and a["class"] == "bar"]
     assert sorted(bars) == ["latency", "throughput"]
+
+
+def test_oracle_table_has_a_row_per_check_with_its_margin(chromium, tmp_path) -> None:
+    """A hub model's oracle checks: value, bound, margin and verdict per row; n/a shows why."""
+    oracle = [
+        {"check": "oracle.nll_per_token", "verdict": "near bound", "value": 6.0, "bound": 6.5,
+         "below": True, "margin": 0.0769, "source": "0.6 x ln V", "detail": ""},
+        {"check": "oracle.names_paris", "verdict": "n/a", "value": None, "bound": None,
+         "below": None, "margin": None, "source": None, "detail": "124M parameters: too small"},
+    ]  # fmt: skip
+    models = [{**MODELS[0], "model_id": "gpt2", "oracle": oracle}, *MODELS[1:]]
+    summary = {**SUMMARY, "models": models, "oracle_totals": {"near bound": 1, "n/a": 1}}
+    page = chromium("--dump-dom", _write(tmp_path, summary).as_uri())
+    rows = [a for t, a, _ in Dom(page).tags if t == "tr" and "data-oracle-verdict" in a]
+    assert [(r["data-oracle-model"], r["data-oracle-verdict"]) for r in rows] == [
+        ("gpt2", "near bound"), ("gpt2", "n/a")
+    ]  # fmt: skip
+    assert "&lt; 6.5" in page and "8%" in page and "124M parameters: too small" in page
+    assert "near bound 1" in page and "n/a 1" in page
+
+
+def test_no_oracle_checks_draw_no_oracle_section(dom: Dom) -> None:
+    assert not dom.find("table", id="oracle") and not dom.find("p", id="oracle-totals")

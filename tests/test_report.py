@@ -96,7 +96,7 @@ def test_by_hardware_file(results: Path) -> None:
 def test_summary_totals_and_matrix(results: Path) -> None:
     summary = write_report(results)
     assert _read(results / "summary.json") == summary
-    assert summary["schema"] == "hfmatrix.summary/3"
+    assert summary["schema"] == "hfmatrix.summary/4"
     assert summary["results_dir"] == str(results)
     assert summary["totals"] == {
         "passed": 3,
@@ -449,3 +449,51 @@ def test_declared_expectations_are_named_per_model_and_column(tmp_path: Path):
     assert "from_pretrained.weights_sha256" in section
     assert "transformers<5.9: ViT's older module names" in section
     assert "tiny-bert" not in section.split("##", 1)[0]
+
+
+def test_oracle_checks_show_value_bound_margin_and_verdict(tmp_path: Path) -> None:
+    """A hub model's oracle and published checks: the value beside its bound, the share of
+    the bound between them; passed within 20% of the bound is flagged, n/a says why."""
+    from hfmatrix.oracle import Bound, bounded, not_applicable
+
+    record = _record("gpt", "gpt2", "cpu", "failed", model_class="GPT2LMHeadModel")
+    source = "0.6 x ln V"
+    checks = [
+        bounded("nll_per_token", 3.4, Bound(6.5, source), "nll/token"),  # 48% inside
+        bounded("rank_of_cat", 3, Bound(5, "top 5"), "rank"),  # 40% inside
+        bounded("close_call", 6.0, Bound(6.5, source), "nll/token"),  # 8%: near bound
+        bounded("iou", 0.2, Bound(0.5, "half the object", below=False), "IoU"),  # failed
+        not_applicable("names_paris", "124M parameters: too small for a factual answer"),
+    ]
+    record["tests"]["oracle"] = {"status": "failed", "checks": [c.as_dict() for c in checks]}
+    record["tests"]["published"] = {
+        "status": "passed", "source": "transformers tests", "checks": [
+            {"name": "greedy_ids", "passed": True, "source": "transformers tests"}
+        ],
+    }  # fmt: skip
+    write_record(tmp_path, record)
+    summary = write_report(tmp_path)
+    [row] = summary["models"]
+    verdicts = {item["check"]: item["verdict"] for item in row["oracle"]}
+    assert verdicts == {
+        "oracle.nll_per_token": "passed",
+        "oracle.rank_of_cat": "passed",
+        "oracle.close_call": "near bound",
+        "oracle.iou": "failed",
+        "oracle.names_paris": "n/a",
+        "published.greedy_ids": "passed",
+    }
+    nll = row["oracle"][0]
+    assert (nll["value"], nll["bound"], nll["below"], nll["source"]) == (3.4, 6.5, True, source)
+    assert nll["margin"] == pytest.approx((6.5 - 3.4) / 6.5, abs=1e-4)
+    assert row["oracle"][3]["margin"] == pytest.approx(-0.6)
+    assert summary["oracle_totals"] == {"passed": 3, "near bound": 1, "failed": 1, "n/a": 1}
+    markdown = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    section = markdown.split("## Class oracles and published values")[1].split("##")[0]
+    assert "1 passed within 20% of their bound (NEAR BOUND)" in section
+    lines = {line.split("|")[4].strip(): line for line in section.splitlines() if "|" in line}
+    assert "| 3.4 " in lines["oracle.nll_per_token"] and "| < 6.5 " in lines["oracle.nll_per_token"]
+    assert "| 48% " in lines["oracle.nll_per_token"]
+    assert "NEAR BOUND" in lines["oracle.close_call"]
+    assert "| >= 0.5 " in lines["oracle.iou"] and "FAILED" in lines["oracle.iou"]
+    assert "N/A" in lines["oracle.names_paris"] and "too small" in lines["oracle.names_paris"]

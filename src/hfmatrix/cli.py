@@ -252,14 +252,17 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
+TABLE_TESTS = ("pipeline", "from_pretrained", "oracle")
+
+
 def print_table(records: list[dict]) -> None:
     from tabulate import tabulate
 
     rows = [
         (r["model_id"], r["hardware"], r["status"],
-         *(r["tests"].get(t, {}).get("status", "-") for t in ("pipeline", "from_pretrained")),
+         *(r["tests"].get(t, {}).get("status", "-") for t in TABLE_TESTS),
          r["numerics"].get("max_abs_diff", "-"))
         for r in records
     ]  # fmt: skip
-    headers = ("model", "hardware", "status", "pipeline", "from_pretrained", "max |diff|")
+    headers = ("model", "hardware", "status", *TABLE_TESTS, "max |diff|")
     print(tabulate(rows, headers=headers))

@@ -35,6 +35,10 @@ thead th { background: #f3f3f3; }
 .d-agree { background: #c8e6c9; }
 .d-declared { background: #fff59d; }
 .d-drift { background: #ffcc80; }
+.o-passed { background: #c8e6c9; }
+.o-near-bound { background: #fff59d; }
+.o-failed { background: #ffcc80; }
+.o-na { background: #eeeeee; }
 #models th, #models td { white-space: nowrap; }
 #models td:last-child { white-space: normal; min-width: 20em; overflow-wrap: anywhere; }
 #charts { display: flex; flex-wrap: wrap; gap: 24px; }
@@ -378,6 +382,41 @@ function driftSection() {
           el("p", {class: "hint"}, hint));
 }
 
+// ---------------------------------------------------------------- class oracles
+
+function verdictClass(verdict) {
+  return "o-" + verdict.replace(" ", "-").replace("/", "");
+}
+
+// One row per oracle or published check of a hub or local model: value, bound, margin
+function oracleSection() {
+  const rows = [], tags = [];
+  for (const m of MODELS) {
+    for (const o of m.oracle || []) {
+      const side = o.bound == null ? "" : o.below === false ? ">= " : "< ";
+      rows.push([m.family, m.model_id, m.label, o.check, o.value,
+                 o.bound == null ? "" : side + o.bound,
+                 o.margin == null ? "" : `${Math.round(100 * o.margin)}%`,
+                 {text: o.verdict, cls: verdictClass(o.verdict)},
+                 o.verdict === "n/a" || o.verdict === "failed" ? o.detail : o.source || ""]);
+      tags.push({oracleModel: m.model_id, oracleVerdict: o.verdict});
+    }
+  }
+  if (!rows.length) return;
+  const totals = el("p", {id: "oracle-totals"});
+  for (const [verdict, n] of Object.entries(S.oracle_totals || {})) {
+    totals.append(el("span", {class: "badge " + verdictClass(verdict)}, `${verdict} ${n}`));
+  }
+  const headers = ["family", "model", "column", "check", "value", "bound", "margin", "verdict",
+                   "reason or source"];
+  const node = table({id: "oracle"}, headers, rows);
+  tags.forEach((tag, i) => Object.assign(node.tBodies[0].rows[i].dataset, tag));
+  const hint = "What a trained model of the class does on real inputs, and the values " +
+    "published for well-known checkpoints. Margin: the share of the bound between the value " +
+    "and the bound; near bound: passed within 20%.";
+  section("Class oracles and published values", totals, node, el("p", {class: "hint"}, hint));
+}
+
 // ---------------------------------------------------------------- coverage and the rest
 
 function coverage(c) {
@@ -424,6 +463,7 @@ function main() {
     section("Models", line, modelsTable());
   }
   if ((S.drift || []).length) driftSection();
+  oracleSection();
   if (S.coverage) section("Coverage", ...coverage(S.coverage));
   if (S.environments && Object.keys(S.environments).length) {
     section("Environments", environments(S.environments));

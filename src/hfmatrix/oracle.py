@@ -61,7 +61,9 @@ def margin(check: dict[str, Any]) -> float | None:
     value, bound = check.get("value"), check.get("bound")
     if value is None or bound is None or bound == 0:
         return None
-    return (bound - value) / abs(bound) if check.get("below", True) else (value - bound) / abs(bound)
+    return (
+        (bound - value) / abs(bound) if check.get("below", True) else (value - bound) / abs(bound)
+    )
 
 
 def near_bound(check: dict[str, Any]) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from hfmatrix import drift
+from hfmatrix import drift, oracle
 from hfmatrix.dashboard import render_dashboard
 from hfmatrix.files import atomic_write_text
 from hfmatrix.merge import Merged, fingerprint, host, key, merge, write_tree
@@ -24,9 +24,10 @@ from hfmatrix.results import (
     stack_name,
 )
 
-SUMMARY_SCHEMA = "hfmatrix.summary/3"
+SUMMARY_SCHEMA = "hfmatrix.summary/4"
 PERF_TARGETS = ("forward", "generate")  # the performance figures a matrix cell summarises
 REASON_WIDTH = 80
+ORACLE_TESTS = ("oracle", "published")  # a hub or local model's tests of trained behaviour
 
 
 # ---------------------------------------------------------------- reading
@@ -173,7 +174,36 @@ def _model_row(record: dict[str, Any], history: Counter) -> dict[str, Any]:
         "performance": _performance(record),
         "history": history.get(key(record), 0),
         "expectations": dict(_dict(record.get("expectations"))),
+        "oracle": _oracle(record),
     }
+
+
+def _oracle(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The record's class-oracle and published-value checks, each with its verdict:
+    passed, near bound (passed within oracle.NEAR of its bound), failed or n/a."""
+    rows = []
+    for test in ORACLE_TESTS:
+        for check in _dict(_dict(record.get("tests")).get(test)).get("checks") or []:
+            share = oracle.margin(check)
+            rows.append({
+                "check": f"{test}.{check.get('name')}",
+                "verdict": _oracle_verdict(check),
+                "value": check.get("value"),
+                "bound": check.get("bound"),
+                "below": check.get("below"),
+                "margin": None if share is None else round(share, 4),
+                "source": check.get("source"),
+                "detail": check.get("not_applicable") or check.get("detail") or "",
+            })  # fmt: skip
+    return rows
+
+
+def _oracle_verdict(check: dict[str, Any]) -> str:
+    if check.get("not_applicable"):
+        return "n/a"
+    if not check.get("passed"):
+        return "failed"
+    return "near bound" if oracle.near_bound(check) else "passed"
 
 
 def _performance(record: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
@@ -232,6 +262,9 @@ def summarize(
         "models": [_model_row(record, history) for record in records],
         "drift": compared,
         "drift_totals": drift.totals(compared),
+        "oracle_totals": dict(
+            Counter(item["verdict"] for record in records for item in _oracle(record))
+        ),
         "coverage": None if registry is None else _coverage(records, registry),
         "environments": _environments(records),
         "unreadable": merged.unreadable,
@@ -302,7 +335,7 @@ def _matrix_md(summary: dict[str, Any]) -> str:
 
 def _models_md(summary: dict[str, Any]) -> str:
     headers = ["family", "model", "hardware", "status", "pipeline", "from_pretrained"]
-    headers += ["max |diff|", "reason"]
+    headers += ["oracle", "max |diff|", "reason"]
     rows = [
         [
             row["family"],
@@ -311,12 +344,37 @@ def _models_md(summary: dict[str, Any]) -> str:
             row["status"],
             row["tests"].get("pipeline") or "-",
             row["tests"].get("from_pretrained") or "-",
+            row["tests"].get("oracle") or "-",
             _diff(row["max_abs_diff"]),
             _short(row["reason"]),
         ]
         for row in summary["models"]
     ]
     return _table(headers, rows)
+
+
+def _oracle_md(summary: dict[str, Any]) -> str:
+    """Each hub or local model's class-oracle and published-value checks: the measured value
+    beside its bound, how far from it, and the verdict (n/a with its reason)."""
+    rows = []
+    for row in summary["models"]:
+        for item in row.get("oracle") or []:
+            bound = item["bound"]
+            side = "" if bound is None else ("< " if item["below"] is not False else ">= ")
+            margin = "" if item["margin"] is None else f"{100 * item['margin']:.0f}%"
+            verdict = item["verdict"].upper() if item["verdict"] != "passed" else "passed"
+            detail = item["detail"] if item["verdict"] in ("n/a", "failed") else ""
+            rows.append([
+                row["family"], row["model_id"], row["hardware"], item["check"],
+                _number_text(item["value"]), f"{side}{_number_text(bound)}" if side else "",
+                margin, verdict, _short(detail or item["source"] or ""),
+            ])  # fmt: skip
+    headers = ["family", "model", "hardware", "check", "value", "bound", "margin", "verdict"]
+    return _table([*headers, "reason or source"], rows) if rows else ""
+
+
+def _number_text(value: Any) -> str:
+    return "" if value is None else f"{value:.4g}"
 
 
 def _expectations_md(summary: dict[str, Any]) -> str:
@@ -411,6 +469,11 @@ def render_markdown(summary: dict[str, Any]) -> str:
     performance = _performance_md(summary)
     if performance:
         parts += ["## Performance", performance]
+    oracles = _oracle_md(summary)
+    if oracles:
+        near = (summary.get("oracle_totals") or {}).get("near bound", 0)
+        note = f"{near} passed within {oracle.NEAR:.0%} of their bound (NEAR BOUND)."
+        parts += ["## Class oracles and published values", note, oracles]
     expectations = _expectations_md(summary)
     if expectations:
         parts += ["## Declared expectations", expectations]
