@@ -2,12 +2,15 @@
 text-generation.
 
 Run as a script (``python families/test_hf_gpt.py --model gpt2``) or through pytest
-(``nox -s gpt``); any causal-LM model id of this class runs with no new code.
+(``nox -s gpt``); any causal-LM model id of this class runs with no new code. A hub or local
+model meets the class oracle (plain English is likely to it; a large one knows the capital of
+France) and, for gpt2, the outputs transformers' integration tests publish.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from transformers import (
@@ -25,15 +28,44 @@ from hfmatrix.cli import family_main
 from hfmatrix.generation import (
     fixed_length_greedy,
     greedy_margins,
+    greedy_new_ids,
     mask_eos,
     pipeline_ids,
 )
 from hfmatrix.harness import FamilyTest
+from hfmatrix.likelihood import capital_of_france, english_nll
+from hfmatrix.oracle import Published
 
 PROMPT = "The little fox runs into the forest, and the dog"
 BYTES_TEXT = "Café naïve — 東京 🦊!"  # outside the merges: byte-level fallback, lossless decoding
 NEW_TOKENS = 20  # greedy, EOS suppressed: exactly this many new tokens, compared id by id
 ATOL = 1e-4  # transformers' integration tests and optimum-intel's decoder-LM tolerance
+
+# The class oracle (hfmatrix.likelihood): english_nll, the mean nll per token of plain English
+# below 0.6 x ln(vocabulary size); capital_of_france, for models of 1B parameters or more.
+
+# Published values: transformers' integration tests of openai-community/gpt2 (fp32, greedy
+# generate(do_sample=False, max_length=20)), token ids and text compared exactly, as there.
+GPT2_DOG_IDS = [464, 3290]  # "The dog", as the test's comment reads them
+GPT2_DOG_GREEDY_IDS = [  # "The dog was found in a field near the intersection of West and ..."
+    464, 3290, 373, 1043, 287, 257, 2214, 1474, 262, 16246, 286, 2688, 290, 2688, 27262, 13, 198,
+    198, 464, 3290,
+]  # fmt: skip
+GPT2_PUBLISHED = Published(
+    source=(
+        "huggingface/transformers tests/models/gpt2/test_modeling_gpt2.py, "
+        "GPT2ModelLanguageGenerationTest: test_lm_generate_gpt2 and test_batch_generation"
+    ),
+    values={
+        "max_length": 20,  # of the whole sequence, prompt and new tokens
+        "dog_ids": GPT2_DOG_IDS,
+        "dog_greedy_ids": GPT2_DOG_GREEDY_IDS,
+        "sentence": "Hello, my dog is a little",
+        "sentence_greedy_text": (
+            "Hello, my dog is a little bit of a mess. I'm not sure if he's going"
+        ),
+    },
+)
 
 # The tiny checkpoint's byte-level BPE: GPT-2's 256 byte symbols, then these merges (the 35
 # that tokenizers' BpeTrainer learns, min_frequency=2, from four sentences about a fox and a
@@ -102,6 +134,10 @@ class TestGptModels(FamilyTest):
     auto_processor = AutoTokenizer
     openvino_class = "OVModelForCausalLM"
     new_tokens = NEW_TOKENS
+    published: ClassVar[dict[str, Published]] = {
+        "gpt2": GPT2_PUBLISHED,
+        "openai-community/gpt2": GPT2_PUBLISHED,
+    }
 
     def build_tiny(self, path: Path) -> None:
         vocab = {token: i for i, token in enumerate(VOCAB)}
@@ -176,6 +212,29 @@ class TestGptModels(FamilyTest):
             stats = torch.stack([logits[0].mean(-1), logits[0].std(-1)], dim=-1)
             checks.append(close("logits_stats", stats, GOLDEN_LOGITS_STATS, ATOL))
             checks.append(equal("greedy_ids", new_ids, GOLDEN_NEW_IDS))
+        return checks
+
+    def oracle_checks(self, model, tokenizer) -> list[Check]:
+        return [english_nll(model, tokenizer), capital_of_france(model, tokenizer)]
+
+    def published_checks(self, model, tokenizer, values) -> list[Check]:
+        """The token ids and text of GPT2_PUBLISHED: tokenizer, greedy ids, greedy text."""
+        published = values.values
+        dog, expected = published["dog_ids"], published["dog_greedy_ids"]
+        checks = [equal("dog_input_ids", tokenizer("The dog")["input_ids"], dog)]
+        if max(dog) >= model.config.vocab_size:
+            detail = f"input ids {dog} lie outside the model's {model.config.vocab_size} tokens"
+            checks.append(Check("dog_greedy_ids", False, detail))
+        else:
+            inputs = {"input_ids": torch.tensor([dog], device=self.device)}
+            new_ids = greedy_new_ids(model, inputs, published["max_length"] - len(dog))[0]
+            checks.append(equal("dog_greedy_ids", [*dog, *new_ids], expected))
+        inputs = dict(tokenizer(published["sentence"], return_tensors="pt").to(self.device))
+        prompt_ids = inputs["input_ids"][0].tolist()
+        room = max(published["max_length"] - len(prompt_ids), 1)
+        new_ids = greedy_new_ids(model, inputs, room)[0]
+        text = tokenizer.decode([*prompt_ids, *new_ids], skip_special_tokens=True)
+        checks.append(equal("sentence_greedy_text", text, published["sentence_greedy_text"]))
         return checks
 
 

@@ -3,12 +3,16 @@
 Run as a script (``python families/test_hf_llama.py --model meta-llama/Llama-2-7b-hf``) or
 through pytest (``nox -s llama``); any causal-LM model id of this class runs with no new code.
 The tiny checkpoint uses grouped-query attention (4 query heads share 2 key/value heads), a
-sentencepiece-style BPE with byte fallback, and exact greedy token ids as golden values.
+sentencepiece-style BPE with byte fallback, and exact greedy token ids as golden values. A hub
+or local model meets the class oracle (plain English is likely to it; a large one knows the
+capital of France) and, for Llama-2-7b-hf, the greedy text transformers' integration tests
+publish.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from transformers import (
@@ -34,11 +38,37 @@ from hfmatrix.generation import (
     prompt_cut,
 )
 from hfmatrix.harness import FamilyTest
+from hfmatrix.likelihood import capital_of_france, english_nll
+from hfmatrix.oracle import Published
 
 PROMPT = "once upon a time the king of france lived in a small city on the"
 FALLBACK_TEXT = "The Queen's Café 🙂"  # capitals, é and the emoji are not pieces: bytes
 NEW_TOKENS = 20  # greedy, EOS suppressed: exactly this many new tokens
 ATOL = 1e-4  # transformers' integration tests and optimum-intel's decoder-LM tolerance
+
+# The class oracle (hfmatrix.likelihood): english_nll, the mean nll per token of plain English
+# below 0.6 x ln(vocabulary size); capital_of_france, for models of 1B parameters or more.
+# Llama-2-7B's WikiText-2 perplexity is 5.47 in fp16 (AWQ, Lin et al. 2023): 1.7 nats,
+# 0.16 x ln 32000.
+
+# Published values: transformers' integration tests of meta-llama/Llama-2-7b-hf pin logits in
+# fp16 and bf16 on GPUs (an older fp32 version was skipped as unstable), whose own entries
+# (CUDA 7 vs CUDA 8) differ by up to 0.125, beyond the tests' atol and rtol of 1e-2, so an fp32
+# CPU run cannot be held to them. Their greedy text can:
+# the continuations of LLAMA2_PROMPT published for fp16 on CUDA 7 and on CUDA 8
+# (test_compile_static_cache, over its versions) and for bf16 on the CPU
+# (test_export_static_cache) all begin "1) the speed of light is" and part after it ("constant",
+# "the same", "a constant"): that shared beginning of the decoded text is compared exactly.
+LLAMA2_PROMPT = "Simply put, the theory of relativity states that "
+LLAMA2_PUBLISHED = Published(
+    source=(
+        "huggingface/transformers tests/models/llama/test_modeling_llama.py, "
+        "LlamaIntegrationTest: test_compile_static_cache and test_export_static_cache "
+        "(greedy text; the beginning every version and dtype shares)"
+    ),
+    values={"prompt": LLAMA2_PROMPT, "text_start": LLAMA2_PROMPT + "1) the speed of light is"},
+)
+PUBLISHED_NEW_TOKENS = 12  # greedy tokens after the prompt: more than the 7 the start needs
 
 # The tiny checkpoint's tokenizer, laid out like Llama's sentencepiece model: <unk> <s> </s>,
 # the 256 byte-fallback pieces, the word-boundary marker and characters, then one piece per
@@ -119,6 +149,7 @@ class TestLlamaModels(FamilyTest):
     auto_processor = AutoTokenizer
     openvino_class = "OVModelForCausalLM"
     new_tokens = NEW_TOKENS
+    published: ClassVar[dict[str, Published]] = {"meta-llama/Llama-2-7b-hf": LLAMA2_PUBLISHED}
 
     def build_tiny(self, path: Path) -> None:
         tokenizer = LlamaTokenizer(vocab=VOCAB, merges=MERGES, add_bos_token=True)
@@ -204,6 +235,20 @@ class TestLlamaModels(FamilyTest):
                 equal("greedy_new_ids", new_ids, GOLDEN_NEW_IDS),
             ]  # fmt: skip
         return checks
+
+    def oracle_checks(self, model, tokenizer) -> list[Check]:
+        return [english_nll(model, tokenizer), capital_of_france(model, tokenizer)]
+
+    def published_checks(self, model, tokenizer, values) -> list[Check]:
+        """The greedy text of the published prompt begins as published."""
+        published = values.values
+        inputs = dict(tokenizer(published["prompt"], return_tensors="pt").to(self.device))
+        prompt_ids = inputs["input_ids"][0].tolist()
+        new_ids = greedy_new_ids(model, inputs, PUBLISHED_NEW_TOKENS)[0]
+        text = tokenizer.decode([*prompt_ids, *new_ids], skip_special_tokens=True)
+        start = published["text_start"]
+        detail = f"greedy text {text!r} must begin {start!r}"
+        return [Check("greedy_text_start", text.startswith(start), detail)]
 
 
 if __name__ == "__main__":

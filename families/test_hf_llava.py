@@ -6,11 +6,14 @@ language model's embedding space, and the processor expands the prompt's one ``<
 token into one placeholder per image feature, which the model replaces with those features
 before a Llama decoder generates. Run as a script
 (``python families/test_hf_llava.py --model llava-hf/llava-1.5-7b-hf``) or through pytest
-(``nox -s llava``); any model id of this class runs with no new code.
+(``nox -s llava``); any model id of this class runs with no new code. The class oracle shows
+a real photograph (hfmatrix/data/chelsea.jpg, a tabby cat): the model must name the animal,
+and find a short true description of it likely.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -34,15 +37,34 @@ from hfmatrix.cli import family_main
 from hfmatrix.expectations import Differs, expect
 from hfmatrix.generation import fixed_length_greedy, greedy_new_ids, mask_eos
 from hfmatrix.harness import FamilyTest
-from hfmatrix.inputs import synthetic_image
+from hfmatrix.inputs import photo, synthetic_image
+from hfmatrix.likelihood import vocab_bound
+from hfmatrix.oracle import bounded
 
-PROMPT = "USER: <image>\nWhat is in this picture? ASSISTANT:"  # llava-1.5's prompt format
+PROMPT_FORMAT = "USER: <image>\n{question} ASSISTANT:"  # llava-1.5's prompt format
+PROMPT = PROMPT_FORMAT.format(question="What is in this picture?")
 NEW_TOKENS = 12
 # optimum-intel's LLaVA tolerance is 4e-3, for OpenVINO against PyTorch; here the reference
 # and the run are both PyTorch fp32, where the tiny checkpoint's logits move by ~5e-6 at
 # most (measured: 1 vs 2 CPU threads, a different summation order).
 ATOL = 1e-4
 IMAGE_DIFF_MIN = 1e-3  # the last position's logits must move this much when the image does
+
+# The class oracle, on inputs.photo("chelsea") (a close-up of a tabby cat), asked in the
+# checkpoint's chat template where its processor has one, else in PROMPT_FORMAT:
+# - names_the_cat: the greedy answer to QUESTION names a cat (a word of CAT_WORDS); the
+#   answer is in the record.
+# - description_nll: the mean negative log-likelihood per token of DESCRIPTION, a true
+#   one-sentence answer to DESCRIBE, given the photo, below likelihood.vocab_bound (0.6 x
+#   ln(vocabulary size); uniform guessing scores ln V). A trained model predicts a true
+#   caption of the image it sees better than plain running text, which that bound already
+#   leaves trained language models far below; an untrained one scores ~ln V or worse.
+ORACLE_IMAGE = "chelsea"
+QUESTION = "What animal is in this picture? Answer in one word."
+CAT_WORDS = ("cat", "cats", "kitten", "kittens", "kitty", "tabby", "feline")
+ORACLE_NEW_TOKENS = 20  # a one-word answer, or a short sentence; EOS ends it earlier
+DESCRIBE = "Describe this picture in one sentence."
+DESCRIPTION = "A close-up of a tabby cat with green eyes."
 
 # The tiny checkpoint's byte-pair vocabulary: special tokens, characters, then every word
 # of WORDS built up one character at a time (each step is one merge). "▁" marks a word
@@ -76,6 +98,17 @@ IMAGE_PROCESSOR = dict(  # CLIP's processing (and mean/std), resized to the tiny
 # With std 0.5 the projected image features reach ~260 and the logits move by 3e-5 with the
 # thread count; at 0.25 they stay near 12. Seed 38: every greedy step leads by >= 0.16.
 SEED, INIT_STD = 38, 0.25
+
+
+def names_a_cat(text: str) -> bool:
+    """Whether ``text`` has a word of CAT_WORDS (any case)."""
+    return any(word in CAT_WORDS for word in re.findall(r"[a-z]+", text.lower()))
+
+
+def shared_prefix(first: list[int], second: list[int]) -> int:
+    """How many leading ids two sequences share (a prompt's, with and without an answer)."""
+    pairs = zip(first, second, strict=False)
+    return next((i for i, (a, b) in enumerate(pairs) if a != b), min(len(first), len(second)))
 
 
 def bpe_vocabulary() -> tuple[dict[str, int], list[tuple[str, str]]]:
@@ -170,6 +203,52 @@ class TestLlavaModels(FamilyTest):
 
     def pipeline_parts(self, processor) -> dict:
         return {"processor": processor}
+
+    def oracle_prompt(self, processor, question: str) -> str:
+        """``question`` about one image, as the checkpoint's chat template writes a user turn
+        and the assistant's cue (PROMPT_FORMAT where the processor has no template)."""
+        if not getattr(processor, "chat_template", None):
+            return PROMPT_FORMAT.format(question=question)
+        turn = [
+            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}
+        ]
+        return processor.apply_chat_template(turn, add_generation_prompt=True)
+
+    def answer(self, model, processor, question: str) -> str:
+        """The greedy answer to ``question`` about the oracle's photograph."""
+        prompt = self.oracle_prompt(processor, question)
+        inputs = processor(images=photo(ORACLE_IMAGE), text=prompt, return_tensors="pt")
+        greedy = fixed_length_greedy(ORACLE_NEW_TOKENS)
+        del greedy["min_new_tokens"]  # a trained model ends its answer with EOS
+        ids = model.generate(**inputs.to(self.device), **greedy)[0, inputs["input_ids"].shape[1] :]
+        return processor.decode(ids, skip_special_tokens=True).strip()
+
+    def answer_nll(self, model, processor, question: str, answer: str) -> float:
+        """Mean negative log-likelihood (nats) per token of ``answer`` after ``question``
+        about the oracle's photograph: the tokens past the prompt's own."""
+        prompt = self.oracle_prompt(processor, question)
+        image = photo(ORACLE_IMAGE)
+        context = processor(images=image, text=prompt)["input_ids"][0]
+        space = "" if prompt[-1:].isspace() else " "
+        inputs = processor(images=image, text=prompt + space + answer, return_tensors="pt")
+        ids = inputs["input_ids"][0].tolist()
+        start = max(shared_prefix(context, ids), 1)  # the first answer token, at least
+        logits = model(**inputs.to(self.device)).logits[0, start - 1 : -1].float()
+        target = torch.tensor(ids[start:], device=logits.device)
+        return float(torch.nn.functional.cross_entropy(logits, target))
+
+    def oracle_checks(self, model, processor) -> list[Check]:
+        """The photographed cat named, and a true description of it likely."""
+        text = self.answer(model, processor, QUESTION)
+        named = names_a_cat(text)
+        said = f"answer {text!r} to {QUESTION!r} {'names' if named else 'does not name'} a cat"
+        nll = self.answer_nll(model, processor, DESCRIBE, DESCRIPTION)
+        vocab_size = model.config.get_text_config().vocab_size
+        return [
+            Check("names_the_cat", named, f"{said} ({', '.join(CAT_WORDS)})"),
+            bounded("description_nll", nll, vocab_bound(vocab_size),
+                    f"nll/token of {DESCRIPTION!r} given the photo"),
+        ]  # fmt: skip
 
     def pipeline_output(self, pipe) -> str:
         output = pipe(images=synthetic_image(), text=PROMPT, return_full_text=False,

@@ -29,12 +29,13 @@ from transformers import (
     T5TokenizerFast,
 )
 
-from hfmatrix import compat
+from hfmatrix import compat, likelihood
 from hfmatrix.checkpoints import seed_parameters, vocab_sha256, weights_sha256
 from hfmatrix.checks import Check, close, equal
 from hfmatrix.cli import family_main
 from hfmatrix.generation import fixed_length_greedy, greedy_margins, pipeline_ids
 from hfmatrix.harness import FamilyTest
+from hfmatrix.oracle import Bound, Published, bounded, not_applicable
 
 PROMPT = "translate English to German: The house is wonderful."
 TARGET = "Das Haus ist wunderbar."  # teacher-forced decoder input for the logits
@@ -44,6 +45,46 @@ WIDE_TEXT = "".join(  # "The house is wonderful!" in full-width forms: NFKC maps
 )
 NEW_TOKENS = 16  # greedy, EOS suppressed: exactly this many new tokens, compared id by id
 ATOL = 1e-4  # same-backend golden values (ANCHORS: 5e-3 is for OpenVINO vs PyTorch)
+
+# The class oracle (hub and local models). T5's pretraining objective is span corruption
+# (original T5 mixes it with supervised tasks; v1.1 and the models fine-tuned from it, Flan
+# among them, start from it alone): a trained model restores the dropped spans of plain
+# English from their sentinels (likelihood.span_corruptions of the passages).
+SPAN_NLL_SOURCE = (
+    "0.6 x ln(vocabulary size), the language families' bound; a T5-base-size model's "
+    "held-out C4 span-corruption nll is 1.94 nats after 65,536 steps (Shazeer 2020, GLU "
+    "Variants; quoted by nanoT5), 0.19 x ln 32128"
+)
+TRANSLATION_TASK = "translation_en_to_de"  # config.task_specific_params: its prefix
+TRANSLATION_SOURCE = "The house is wonderful."
+TRANSLATION = "Das Haus ist wunderbar"  # T5's documentation, t5-small's greedy output
+TRANSLATION_TOKENS = 20  # greedy new tokens at most (EOS ends it)
+
+# Published values of t5-small, each with its source: transformers' integration tests and
+# T5's documentation (its Training and Inference examples). Figures verbatim.
+T5_TESTS = "huggingface/transformers tests/models/t5/test_modeling_t5.py T5ModelIntegrationTests"
+T5_DOCS = "huggingface/transformers docs/source/en/model_doc/t5.md (t5-small examples)"
+T5_SMALL = Published(
+    source=f"{T5_TESTS}; {T5_DOCS}",
+    values={
+        # -(target tokens x mean loss) of the target given the input, within 1e-4
+        "mtf_score": dict(cite=f"{T5_TESTS}.test_small_integration_test", input="Hello there",
+                          target="Hi I am", value=-19.0845, atol=1e-4),
+        # greedy, max_length 8 (the decoder start token included): exact text
+        "summary": dict(cite=f"{T5_TESTS}.test_small_generation",
+                        input="summarize: Hello there", max_length=8, text="Hello there!"),
+        # mean losses, printed to 4 decimals
+        "denoising_loss": dict(cite=T5_DOCS, input="The <extra_id_0> walks in <extra_id_1> park",
+                               target="<extra_id_0> cute dog <extra_id_1> the <extra_id_2>",
+                               value=3.7837, atol=1e-4),
+        "translation_loss": dict(cite=T5_DOCS, input=PROMPT, target=TARGET, value=0.2542,
+                                 atol=1e-4),
+        # greedy (generate's default then: at most 20 tokens): exact text
+        "translation": dict(cite=T5_DOCS, input=PROMPT, max_length=20,
+                            text="Das Haus ist wunderbar."),
+    },
+)  # fmt: skip
+PUBLISHED = {"t5-small": T5_SMALL, "google-t5/t5-small": T5_SMALL}
 
 # The tiny checkpoint's Unigram (SentencePiece-style) vocabulary, laid out as T5's: <pad>,
 # </s>, <unk>, the pieces, then the sentinels <extra_id_{EXTRA_IDS-1}> ... <extra_id_0>.
@@ -151,6 +192,7 @@ class TestT5Models(FamilyTest):
     openvino_class = "OVModelForSeq2SeqLM"
     new_tokens = NEW_TOKENS
     openvino_atol = 5e-3  # optimum-intel's T5 tolerance (ANCHORS.md)
+    published = PUBLISHED
 
     def build_tiny(self, path: Path) -> None:
         model = T5ForConditionalGeneration(T5Config(**TINY_CONFIG))
@@ -241,6 +283,77 @@ class TestT5Models(FamilyTest):
                 equal("greedy_ids", new_ids, GOLDEN_NEW_IDS),
             ]  # fmt: skip
         return checks
+
+    def oracle_checks(self, model, tokenizer) -> list[Check]:
+        """The span-corruption targets' mean nll per token below the bound (an English
+        vocabulary with T5's sentinels), and the translation where the checkpoint declares
+        English to German."""
+        reason = likelihood.not_english(tokenizer) or no_sentinels(tokenizer)
+        if reason:
+            nll = not_applicable("span_corruption_nll", reason)
+        else:
+            pairs = [
+                pair for text in likelihood.PASSAGES for pair in likelihood.span_corruptions(text)
+            ]
+            limit = likelihood.vocab_bound(model.config.vocab_size).limit
+            value = likelihood.seq2seq_nll(model, tokenizer, pairs)
+            nll = bounded("span_corruption_nll", value, Bound(limit, SPAN_NLL_SOURCE),
+                          what="target nll/token")  # fmt: skip
+        return [nll, self.translation_check(model, tokenizer)]
+
+    def translation_check(self, model, tokenizer) -> Check:
+        """Greedy decoding of "<prefix>The house is wonderful." contains TRANSLATION."""
+        name = "translates_en_to_de"
+        task = (getattr(model.config, "task_specific_params", None) or {}).get(TRANSLATION_TASK)
+        if not task or "prefix" not in task:
+            why = f"the checkpoint declares no {TRANSLATION_TASK} (config.task_specific_params)"
+            return not_applicable(name, why)
+        text = self.generate_text(
+            model, tokenizer, task["prefix"] + TRANSLATION_SOURCE, TRANSLATION_TOKENS
+        )
+        return Check(
+            name, TRANSLATION in text, f"{task['prefix'] + TRANSLATION_SOURCE!r} -> {text!r}"
+        )
+
+    def generate_text(self, model, tokenizer, text: str, new_tokens: int) -> str:
+        """Plain greedy decoding of ``text`` (EOS ends it), decoded without special tokens."""
+        inputs = tokenizer(text, return_tensors="pt").to(self.device)
+        greedy = {**fixed_length_greedy(new_tokens), "min_new_tokens": 0}
+        output = model.generate(**inputs, **greedy)
+        return tokenizer.decode(output[0], skip_special_tokens=True)
+
+    def published_checks(self, model, tokenizer, values: Published) -> list[Check]:
+        """t5-small's figures from transformers' integration tests and T5's documentation."""
+        figures = values.values
+        score = figures["mtf_score"]
+        loss, count = self.loss(model, tokenizer, score["input"], score["target"])
+        checks = [close("mtf_score", -count * loss, score["value"], score["atol"])]
+        for name in ("denoising_loss", "translation_loss"):
+            figure = figures[name]
+            loss, _ = self.loss(model, tokenizer, figure["input"], figure["target"])
+            checks.append(close(name, loss, figure["value"], figure["atol"]))
+        for name in ("summary", "translation"):
+            figure = figures[name]
+            text = self.generate_text(model, tokenizer, figure["input"], figure["max_length"] - 1)
+            checks.append(equal(name, text, figure["text"]))
+        for check in checks:
+            check.source = figures[check.name]["cite"]
+        return checks
+
+    def loss(self, model, tokenizer, source: str, target: str) -> tuple[float, int]:
+        """The model's mean loss on ``target`` (its EOS included) given ``source``, and the
+        target's token count."""
+        labels = tokenizer(target, return_tensors="pt")["input_ids"].to(self.device)
+        inputs = tokenizer(source, return_tensors="pt").to(self.device)
+        return float(model(**inputs, labels=labels).loss), labels.shape[-1]
+
+
+def no_sentinels(tokenizer) -> str | None:
+    """Why span corruption cannot judge a model whose tokenizer lacks T5's sentinels."""
+    first = likelihood.T5_SENTINEL.format(0)
+    if first in tokenizer.get_vocab():
+        return None
+    return f"no sentinel token {first}: not trained with T5's span corruption"
 
 
 if __name__ == "__main__":

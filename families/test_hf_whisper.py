@@ -4,13 +4,17 @@ automatic-speech-recognition.
 Run as a script (``python families/test_hf_whisper.py --model openai/whisper-tiny``) or through
 pytest (``nox -s whisper``); any Whisper model id of this class runs with no new code. The input
 is a synthetic 16 kHz sine sweep passed as an array with its sampling rate (no ffmpeg, no files).
+The class oracle listens to real English speech (hfmatrix/data/speech.wav, spoken by espeak-ng)
+and holds the greedy transcript's word error rate against the text it speaks to a bound.
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
+import jiwer
 import torch
 from transformers import (
     AutoConfig,
@@ -30,7 +34,8 @@ from hfmatrix.checks import Check, close, equal
 from hfmatrix.cli import family_main
 from hfmatrix.generation import fixed_length_greedy, greedy_new_ids
 from hfmatrix.harness import FamilyTest
-from hfmatrix.inputs import sine_sweep
+from hfmatrix.inputs import SPEECH_RATE, sine_sweep, speech
+from hfmatrix.oracle import Bound, bounded, not_applicable
 
 SAMPLING_RATE = 16000  # sine_sweep(): 1 s, 200 Hz -> 4 kHz at 16 kHz
 NEW_TOKENS = 12  # greedy, EOS suppressed until then: a fixed-length transcript
@@ -41,6 +46,24 @@ DECODER_PROMPT = ["<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notime
 ENGLISH_ONLY_PROMPT = ["<|startoftranscript|>", "<|notimestamps|>"]
 TEXT = " a sine sweep rising from low to high"  # the tokenizer's check: BPE merges, prefix, EOS
 ATOL = 1e-3  # optimum-intel's Whisper tolerance (ANCHORS.md)
+
+# The class oracle: the greedy transcript of inputs.speech() (7.9 s, 22 words, espeak-ng's
+# en-us voice), forced to English transcription on multilingual models, scored by word error
+# rate against speech.txt, both normalised (lowercase, punctuation removed). Whisper-tiny, the
+# smallest Whisper, has a published LibriSpeech test-clean WER of 7.54% (the openai/whisper-tiny
+# model card's evaluation; Radford et al. 2022 for the models); synthetic speech is further from
+# its training data, so the bound allows several times that (measured when the speech was made:
+# a float16 copy of whisper-tiny.en's released weights, run through this oracle, makes one
+# error in 22 words, WER 0.045). An untrained model hears none of the words: WER ~1 or above
+# (every word missed, plus whatever it inserts); so do those weights shuffled, or read with a
+# permuted vocabulary.
+ORACLE_NEW_TOKENS = 64  # ~30 tokens transcribe the speech; EOS ends the transcript earlier
+WER_BOUND = Bound(
+    0.5,
+    "whisper-tiny's published LibriSpeech test-clean WER is 0.0754 (openai/whisper-tiny model "
+    "card); an untrained model's is ~1 or more",
+)
+ENGLISH = "<|en|>"  # the language token a multilingual model must have to be told English
 
 # The tiny checkpoint's byte-level BPE: printable ASCII bytes (the space as "Ġ"), words built by
 # merges, then Whisper's special tokens in Whisper's order (the tokenizer finds a language token
@@ -115,6 +138,18 @@ def multilingual(model) -> bool:
     return getattr(config, "is_multilingual", True) and all(
         hasattr(config, key) for key in ("lang_to_id", "task_to_id")
     )
+
+
+def normalise(text: str) -> str:
+    """Lowercase words without punctuation, single spaces: what word error rates compare."""
+    return " ".join(re.sub(r"[^\w\s]|_", "", text.lower()).split())
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """(substitutions + deletions + insertions) / reference words, after ``normalise``
+    (jiwer's word-level edit distance); an empty hypothesis misses every word: 1."""
+    hypothesis = normalise(hypothesis)
+    return float(jiwer.wer(normalise(reference), hypothesis)) if hypothesis else 1.0
 
 
 def first_step_logits(logits: torch.Tensor, config) -> torch.Tensor:
@@ -194,6 +229,32 @@ class TestWhisperModels(FamilyTest):
 
     def pipeline_parts(self, processor) -> dict:
         return {"tokenizer": processor.tokenizer, "feature_extractor": processor.feature_extractor}
+
+    def transcribe(self, model, processor, audio) -> str:
+        """The greedy English transcript of ``audio`` (at SPEECH_RATE): EOS ends it, or the
+        decoder's positions (ORACLE_NEW_TOKENS at most)."""
+        features = processor.feature_extractor(
+            audio, sampling_rate=SPEECH_RATE, return_tensors="pt"
+        )["input_features"].to(self.device)
+        room = model.config.max_target_positions - len(self.prompt_ids(model, processor.tokenizer))
+        greedy = fixed_length_greedy(min(ORACLE_NEW_TOKENS, room))
+        del greedy["min_new_tokens"]  # a trained model ends its transcript with EOS
+        ids = model.generate(input_features=features, **self.language_task(model), **greedy)
+        return processor.tokenizer.decode(ids[0], skip_special_tokens=True).strip()
+
+    def oracle_checks(self, model, processor) -> list[Check]:
+        """The transcript of English speech within WER_BOUND of the text it speaks."""
+        name = "english_transcript_wer"
+        languages = getattr(model.generation_config, "lang_to_id", None) or {}
+        if multilingual(model) and ENGLISH not in languages:
+            reason = (
+                f"no {ENGLISH} in the generation config's lang_to_id: it cannot be told English"
+            )
+            return [not_applicable(name, reason)]
+        audio, text = speech()
+        transcript = self.transcribe(model, processor, audio)
+        what = f"transcript {transcript[:200]!r} of speech.txt's text: word error rate"
+        return [bounded(name, word_error_rate(text, transcript), WER_BOUND, what)]
 
     def pipeline_output(self, pipe) -> str:
         audio = {"raw": sine_sweep(rate=SAMPLING_RATE), "sampling_rate": SAMPLING_RATE}

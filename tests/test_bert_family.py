@@ -128,3 +128,107 @@ def test_pytest_form_user_error_is_one_line_exit_2(isolated):
     assert done.returncode == 2
     assert "unknown hardware 'tpu'" in done.stderr
     assert len((done.stdout + done.stderr).strip().splitlines()) == 1
+
+
+# --- the class oracle and the published values (hub and local models) ----------------------
+
+
+def test_oracle_records_the_pseudo_nll_against_its_bound_and_the_fact(family, hub_record):
+    """The untrained tiny files served as bert-base-uncased: both oracle checks fail, the
+    pseudo-likelihood with its value, bound and source, the fact with the top 5 seen."""
+    import math
+
+    oracle = hub_record(family, "bert-base-uncased")["tests"]["oracle"]
+    checks = {check["name"]: check for check in oracle["checks"]}
+    assert set(checks) == {"pseudo_nll", "predicts_capital"}
+    nll = checks["pseudo_nll"]
+    assert not nll["passed"] and nll["below"] is True
+    assert nll["bound"] == pytest.approx(0.6 * math.log(len(family.VOCAB)), abs=1e-6)
+    assert nll["value"] > math.log(len(family.VOCAB)) > nll["bound"]  # uniform guessing or worse
+    assert nll["source"] == family.PSEUDO_NLL_SOURCE and "Salazar" in nll["source"]
+    fact = checks["predicts_capital"]
+    assert not fact["passed"] and "top 5 for 'paris is the [MASK] of france.'" in fact["detail"]
+
+
+@pytest.mark.parametrize("model_id", ["bert-base-uncased", "google-bert/bert-base-uncased"])
+def test_published_values_are_found_by_every_id_of_the_checkpoint(family, model_id):
+    published = family.PUBLISHED[model_id]
+    assert published is family.BERT_BASE_UNCASED
+    assert "tests/models/bert/test_modeling_bert.py" in published.source
+    assert "model card" in published.source
+
+
+def test_every_published_checkpoint_of_models_json_is_a_bert_family_model(family):
+    from hfmatrix.project import Project
+
+    project = Project(ROOT)
+    listed = [model_id for model_id in family.PUBLISHED if model_id in project.models]
+    assert {"bert-base-uncased", "distilbert-base-uncased"} <= set(listed)
+    assert all(project.models[model_id].family == FAMILY for model_id in listed)
+
+
+def test_published_values_fail_for_the_tiny_files_under_the_checkpoint_id(family, hub_record):
+    record = hub_record(family, "bert-base-uncased")
+    published = record["tests"]["published"]
+    assert published["status"] == "failed"
+    assert published["source"] == family.BERT_BASE_UNCASED.source
+    checks = {check["name"]: check for check in published["checks"]}
+    assert set(checks) == {"last_hidden_state_slice", "fill_mask_top_ids", "fill_mask_top_scores"}
+    assert not any(check["passed"] for check in checks.values())
+    assert (
+        "test_inference_no_head_absolute_embedding" in checks["last_hidden_state_slice"]["source"]
+    )
+    assert "reach 6078" in checks["last_hidden_state_slice"]["detail"]  # ids outside its vocab
+    assert (
+        checks["fill_mask_top_ids"]["source"]
+        == "the bert-base-uncased model card (fill-mask example)"
+    )
+    assert "published.fill_mask_top_ids" in record["reason"]
+
+
+def test_a_model_without_published_values_gets_no_published_test(family, hub_record):
+    record = hub_record(family, "bert-large-uncased")
+    assert "bert-large-uncased" not in family.PUBLISHED
+    assert "published" not in record["tests"] and "oracle" in record["tests"]
+
+
+def test_oracle_is_not_applicable_to_a_vocabulary_that_is_not_english(family, tiny_copy):
+    """The tiny vocabulary's single letters upper-cased, which its lowercasing normaliser never
+    yields: English words outside its short word list become [UNK]."""
+
+    def upper(data):
+        vocab = data["model"]["vocab"]
+        for letter in "abcdefghijklmnopqrstuvwxyz":
+            for piece in (letter, f"##{letter}"):
+                vocab[piece.upper()] = vocab.pop(piece)
+
+    edit_json(tiny_copy / "tokenizer.json", upper)
+    record = run(family, str(tiny_copy))
+    assert record["tier"] == "local"
+    checks = {check["name"]: check for check in record["tests"]["oracle"]["checks"]}
+    assert set(checks) == {"pseudo_nll", "predicts_capital"}
+    for check in checks.values():
+        assert check["passed"] and check["not_applicable"] == check["detail"]
+        assert "not an English vocabulary" in check["not_applicable"]
+        assert "'[UNK]'" in check["not_applicable"] and "value" not in check
+
+
+def test_pseudo_nll_batches_what_one_masked_copy_at_a_time_gives(family, tiny):
+    """masked_pseudo_nll's batch of masked copies, against each copy run on its own."""
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from hfmatrix import likelihood
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    model = AutoModelForMaskedLM.from_pretrained(tiny).eval()
+    text = "the capital of france is paris."
+    ids = tokenizer(text)["input_ids"]
+    losses = []
+    with torch.inference_mode():
+        for position in range(1, len(ids) - 1):  # [CLS] and [SEP] are not scored
+            masked = [*ids[:position], tokenizer.mask_token_id, *ids[position + 1 :]]
+            logits = model(input_ids=torch.tensor([masked])).logits[0, position]
+            losses.append(float(-logits.log_softmax(-1)[ids[position]]))
+        batched = likelihood.masked_pseudo_nll(model, tokenizer, (text,))
+    assert batched == pytest.approx(sum(losses) / len(losses), abs=1e-5)

@@ -1,20 +1,32 @@
 """The llama family: grouped-query attention, byte fallback, its tokenizer settings and
-rotary embedding. What every family checks: test_families.py."""
+rotary embedding; its class oracle's records and Llama-2-7b-hf's published values. What every
+family checks: test_families.py (and test_oracles.py: untrained copies fail every bound)."""
 
 from __future__ import annotations
 
+import math
+import shutil
+from pathlib import Path
+
 import pytest
 from families_helpers import (
+    ROOT,
     check_names,
     edit_json,
     edit_weights,
     fails,
+    plant_hf_snapshot,
     rebuild,
+    run,
     skipped_quickly,
+    tiny_dir,
 )
+
+from hfmatrix import likelihood
 
 FAMILY = "llama"
 HUB_ID = "meta-llama/Llama-2-13b-hf"  # no remote code in overrides.json, unlike Llama-2-7b-hf
+PUBLISHED_ID = "meta-llama/Llama-2-7b-hf"  # run here without its overrides.json entry
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
@@ -98,3 +110,131 @@ def test_multi_head_config_fails_the_grouped_query_check(family, tiny_copy, monk
 
 def test_hub_model_offline_is_skipped_quickly(family):
     assert "HF_HUB_OFFLINE" in skipped_quickly(family, HUB_ID)
+
+
+# --- the class oracle and Llama-2-7b-hf's published values --------------------------------
+
+
+@pytest.fixture
+def hub_cache(isolated, monkeypatch) -> Path:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(isolated / "hf" / "hub"))
+    return isolated
+
+
+def planted(family, model_id: str, root: Path, change=None) -> dict:
+    """The record of the tiny files (changed by ``change``) served as ``model_id`` from the HF
+    cache under ``root``, with no overrides.json entry for it (Llama-2-7b-hf's asks for remote
+    code, which a Llama needs not)."""
+    from hfmatrix.project import Project
+
+    files = Path(shutil.copytree(tiny_dir(family), root / "files"))
+    if change is not None:
+        change(files)
+    plant_hf_snapshot(root / "hf" / "hub", model_id, files)
+    project = Project(ROOT)
+    project.overrides.pop(model_id, None)
+    return run(family, model_id, project=project)
+
+
+def oracle(record: dict) -> dict[str, dict]:
+    return {check["name"]: check for check in record["tests"]["oracle"]["checks"]}
+
+
+def test_the_oracle_records_the_nll_against_its_bound(family, tiny, hub_cache):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from hfmatrix.likelihood import NLL_SOURCE, causal_nll
+
+    record = planted(family, HUB_ID, hub_cache)
+    nll = oracle(record)["english_nll"]
+    model = AutoModelForCausalLM.from_pretrained(tiny).eval()
+    with torch.inference_mode():
+        measured = causal_nll(model, AutoTokenizer.from_pretrained(tiny))
+    assert nll["value"] == pytest.approx(measured, abs=1e-5)
+    assert nll["bound"] == pytest.approx(0.6 * math.log(model.config.vocab_size), abs=1e-6)
+    assert nll["below"] is True and nll["source"] == NLL_SOURCE
+    assert not nll["passed"] and nll["value"] > math.log(model.config.vocab_size)  # untrained
+    assert "nll/token" in nll["detail"] and NLL_SOURCE in nll["detail"]
+    assert f"oracle.{'english_nll'}" in record["reason"]
+    fact = oracle(record)["capital_of_france"]  # a small model is not asked for the capital
+    assert fact["not_applicable"] == "47,392 parameters: under 1,000,000,000, too few to know facts"
+    assert "bound" not in fact
+
+
+def test_a_large_enough_model_must_name_paris(family, hub_cache, monkeypatch):
+    monkeypatch.setattr(likelihood, "FACT_MIN_PARAMETERS", 0)
+    fact = oracle(planted(family, HUB_ID, hub_cache))["capital_of_france"]
+    assert "not_applicable" not in fact and not fact["passed"]
+    assert fact["detail"].startswith("'The capital of France is' -> '")
+    assert "Paris" not in fact["detail"].removeprefix("'The capital of France is'")
+
+
+def only_unknown_words(directory: Path) -> None:
+    """A tokenizer whose vocabulary holds only <unk> <s> </s>: every word is unknown."""
+
+    def word_level(data: dict) -> None:
+        special = {token["content"]: token["id"] for token in data["added_tokens"]}
+        data["model"] = {"type": "WordLevel", "vocab": special, "unk_token": "<unk>"}
+        data["pre_tokenizer"] = {"type": "Whitespace"}
+
+    edit_json(directory / "tokenizer.json", word_level)
+    edit_json(
+        directory / "tokenizer_config.json",
+        lambda data: data.update(tokenizer_class="PreTrainedTokenizerFast"),
+    )
+
+
+def test_a_vocabulary_without_english_makes_the_nll_not_applicable(family, hub_cache):
+    nll = oracle(planted(family, "someone/no-english", hub_cache, only_unknown_words))
+    reason = nll["english_nll"]["not_applicable"]
+    assert reason.startswith("not an English vocabulary: 100% of the English passages' tokens")
+    assert "'<unk>'" in reason and "bound" not in nll["english_nll"]
+
+
+def test_published_values_are_llama_2_7bs(family):
+    published = family.TestLlamaModels.published
+    assert set(published) == {PUBLISHED_ID}
+    values = published[PUBLISHED_ID]
+    assert "tests/models/llama/test_modeling_llama.py" in values.source
+    assert values.values["text_start"] == values.values["prompt"] + "1) the speed of light is"
+
+
+def test_the_tiny_checkpoint_as_llama_2_7b_fails_the_oracle_and_the_published_values(
+    family, hub_cache
+):
+    record = planted(family, PUBLISHED_ID, hub_cache)
+    assert record["status"] == "failed"
+    assert not oracle(record)["english_nll"]["passed"]
+    published = record["tests"]["published"]
+    source = family.LLAMA2_PUBLISHED.source
+    assert published["status"] == "failed" and published["source"] == source
+    [check] = published["checks"]
+    assert check["name"] == "greedy_text_start" and not check["passed"]
+    assert check["source"] == source
+    assert check["detail"].startswith("greedy text 'Simply put, the theory of relativity")
+    assert "published.greedy_text_start" in record["reason"]
+
+
+def test_a_model_that_begins_the_published_text_passes_it(family, tiny, hub_cache, monkeypatch):
+    """The comparison holds no surprise of its own: the start of the tiny model's own greedy
+    text (of the published prompt, decoded whole) passes."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from hfmatrix.oracle import Published
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    model = AutoModelForCausalLM.from_pretrained(tiny).eval()
+    ids = tokenizer(family.LLAMA2_PROMPT, return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        output = model.generate(ids, do_sample=False, max_new_tokens=3, min_new_tokens=3)
+    text = tokenizer.decode(output[0], skip_special_tokens=True)
+    assert len(text) > len(family.LLAMA2_PROMPT)
+    own = Published("the tiny model's own text", {"prompt": family.LLAMA2_PROMPT,
+                                                  "text_start": text})  # fmt: skip
+    monkeypatch.setattr(family.TestLlamaModels, "published", {PUBLISHED_ID: own})
+    published = planted(family, PUBLISHED_ID, hub_cache)["tests"]["published"]
+    assert published["status"] == "passed", published

@@ -77,3 +77,94 @@ def test_a_projector_that_ignores_the_image_fails_the_hub_check(family, tiny_cop
 
     edit_weights(tiny_copy, zero_projector)
     assert "from_pretrained.image_reaches_logits" in failed_checks(run(family))
+
+
+# --- the class oracle: the cat photograph named, a true description of it likely ----------
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("Cat", True),
+        ("The animal in this picture is a tabby.", True),
+        ("CATS!", True),
+        ("a kitten's face", True),
+        ("Dog", False),
+        ("category", False),  # a word, not a part of one
+        ("concatenate", False),
+        ("", False),
+    ],
+)
+def test_names_a_cat(family, text, named):
+    assert family.names_a_cat(text) is named
+
+
+def test_the_oracle_records_the_answer_and_the_likelihood(family, hub_record):
+    import math
+
+    from hfmatrix.likelihood import NLL_SOURCE
+
+    record = hub_record(family, "llava-hf/llava-1.5-7b-hf")  # the untrained tiny files
+    named, nll = record["tests"]["oracle"]["checks"]
+    assert named["name"] == "names_the_cat" and not named["passed"]
+    assert named["detail"].startswith("answer '") and "does not name a cat" in named["detail"]
+    assert nll["name"] == "description_nll" and not nll["passed"]
+    vocab_size = len(family.bpe_vocabulary()[0])
+    assert nll["bound"] == pytest.approx(0.6 * math.log(vocab_size), abs=1e-6)
+    assert nll["value"] > math.log(vocab_size) > nll["bound"]  # worse than uniform guessing
+    assert nll["below"] is True and nll["source"] == NLL_SOURCE
+    assert {"oracle.names_the_cat", "oracle.description_nll"} <= failed_checks(record)
+
+
+def loaded(family, directory):
+    from transformers import AutoProcessor
+
+    model = family.LlavaForConditionalGeneration.from_pretrained(directory).eval()
+    return model, AutoProcessor.from_pretrained(directory)
+
+
+@pytest.mark.parametrize("change", ["shuffle_weights", "permute_vocabulary", "renormalise"])
+def test_an_untrained_copy_does_not_name_the_cat(family, tiny_copy, change):
+    """Beside the bounded likelihood (tests/test_oracles.py): no untrained copy says "cat" by
+    chance, from a vocabulary of characters and a few words."""
+    import families_helpers
+    import torch
+
+    getattr(families_helpers, change)(tiny_copy)
+    model, processor = loaded(family, tiny_copy)
+    with torch.inference_mode():
+        named, nll = family.TestLlavaModels("tiny").oracle_checks(model, processor)
+    assert not named.passed and not nll.passed, (named.detail, nll.detail)
+
+
+def test_the_likelihood_scores_the_answer_tokens(family, tiny):
+    """Scored at the right positions, the model's own greedy answer is far likelier than the
+    description (off by one position, both would score like noise)."""
+    import torch
+
+    model, processor = loaded(family, tiny)
+    test = family.TestLlavaModels("tiny")
+    with torch.inference_mode():
+        own = test.answer(model, processor, family.DESCRIBE)
+        assert test.answer_nll(model, processor, family.DESCRIBE, own) < (
+            test.answer_nll(model, processor, family.DESCRIBE, family.DESCRIPTION) - 1.0
+        )
+
+
+def test_the_question_is_asked_in_the_checkpoints_chat_template(family, tiny_copy):
+    """A processor with a chat template (llava-hf's checkpoints have one) gets the question in
+    it; one without, in llava-1.5's prompt format."""
+    from transformers import AutoProcessor
+
+    test = family.TestLlavaModels("tiny")
+    plain = AutoProcessor.from_pretrained(tiny_copy)
+    assert test.oracle_prompt(plain, "Which?") == "USER: <image>\nWhich? ASSISTANT:"
+    template = (
+        "{% for message in messages %}<<{{ message['role'] }}>>{% for part in message['content']"
+        " %}{% if part['type'] == 'image' %}<image>{% else %}{{ part['text'] }}{% endif %}"
+        "{% endfor %}{% endfor %}{% if add_generation_prompt %}<<assistant>>{% endif %}"
+    )
+    plain.chat_template = template
+    plain.save_pretrained(tiny_copy)
+    templated = AutoProcessor.from_pretrained(tiny_copy)
+    assert test.oracle_prompt(templated, "Which?") == "<<user>><image>Which?<<assistant>>"

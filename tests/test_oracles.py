@@ -23,6 +23,8 @@ from families_helpers import (
 from hfmatrix.project import Project
 
 BROKEN_INPUT = {"vit": renormalise, "sam": renormalise}  # else permute_vocabulary
+# overrides.json marks Llama-2-7b as needing remote code: its run is skipped without it
+HUB_ID = {"llama": "meta-llama/Llama-2-13b-hf"}
 VARIANTS = {"tiny": None, "shuffled weights": shuffle_weights, "broken input": "input"}
 
 
@@ -41,7 +43,7 @@ def planted(family, variant: str, root: Path, monkeypatch) -> str:
         change = BROKEN_INPUT.get(name, permute_vocabulary)
     if change is not None:
         change(files)
-    model_id = Project(ROOT).family_spec(name).default_model
+    model_id = HUB_ID.get(name) or Project(ROOT).family_spec(name).default_model
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(root / "hf" / "hub"))
     plant_hf_snapshot(root / "hf" / "hub", model_id, files)
     return model_id

@@ -5,7 +5,7 @@ test_families.py."""
 from __future__ import annotations
 
 import pytest
-from families_helpers import check_names, edit_json, fails
+from families_helpers import check_names, edit_json, fails, import_family, run, tiny_dir
 
 FAMILY = "t5"
 
@@ -98,3 +98,117 @@ def test_dropping_the_normaliser_fails(family, tiny_copy):
     vocabulary, and the ASCII prompt's ids, are as before."""
     edit_json(tiny_copy / "tokenizer.json", lambda data: data.update(normalizer=None))
     assert fails(family) == {"from_pretrained.normalised_input_ids"}
+
+
+# --- the class oracle and the published values (hub and local models) ----------------------
+
+
+def test_span_corruptions_drop_every_span_but_the_first_once_in_t5s_form():
+    from hfmatrix import likelihood
+
+    text = " ".join(f"w{i}" for i in range(20))  # spans w0-w2, w3-w5, ..., w18-w19
+    pairs = likelihood.span_corruptions(text)
+    assert len(pairs) == likelihood.NOISE_PERIOD - 1  # 7 spans: copies 1..6 drop one each
+    assert pairs[0] == (
+        "w0 w1 w2 <extra_id_0> w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 w16 w17 w18 w19",
+        "<extra_id_0> w3 w4 w5 <extra_id_1>",  # kept words follow: one more sentinel
+    )
+    assert pairs[-1] == (  # the last span dropped: no closing sentinel, as T5's
+        "w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 w16 w17 <extra_id_0>",
+        "<extra_id_0> w18 w19",
+    )
+    dropped = [word for _, target in pairs for word in target.split() if word.startswith("w")]
+    assert sorted(dropped, key=lambda w: int(w[1:])) == text.split()[3:]  # each once
+    long_text = " ".join(f"w{i}" for i in range(30))  # 10 spans: copies 1 and 2 drop two
+    source, target = likelihood.span_corruptions(long_text)[1]
+    assert target == "<extra_id_0> w3 w4 w5 <extra_id_1> w24 w25 w26 <extra_id_2>"
+    assert source.count("<extra_id_") == 2 and source.startswith("w0 w1 w2 <extra_id_0> w6")
+
+
+def test_seq2seq_nll_is_the_models_own_loss_per_target_token(family, tiny):
+    """One pair: seq2seq_nll is the mean loss T5 computes from labels; a padded batch of the
+    pair twice gives the same (padding is ignored)."""
+    import torch
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from hfmatrix import likelihood
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    model = AutoModelForSeq2SeqLM.from_pretrained(tiny).eval()
+    pair = ("The <extra_id_0> walks in <extra_id_1> park", "<extra_id_0> cute dog <extra_id_1>")
+    short = ("The dog <extra_id_0> park", "<extra_id_0> in the")
+    with torch.inference_mode():
+        labels = tokenizer(pair[1], return_tensors="pt")["input_ids"]
+        loss = model(**tokenizer(pair[0], return_tensors="pt"), labels=labels).loss
+        assert likelihood.seq2seq_nll(model, tokenizer, [pair]) == pytest.approx(float(loss))
+        alone = [likelihood.seq2seq_nll(model, tokenizer, [p]) for p in (pair, short)]
+        counts = [len(tokenizer(p[1])["input_ids"]) for p in (pair, short)]
+        mean = sum(n * c for n, c in zip(alone, counts, strict=True)) / sum(counts)
+        batched = likelihood.seq2seq_nll(model, tokenizer, [pair, short])
+    assert batched == pytest.approx(mean, abs=1e-5)
+
+
+def test_oracle_records_the_span_corruption_nll_against_its_bound(family, hub_record):
+    """The untrained tiny files served as t5-small: the target nll fails with its value, bound
+    and source; the translation does not apply (the tiny config declares no task)."""
+    import math
+
+    oracle = hub_record(family, "t5-small")["tests"]["oracle"]
+    checks = {check["name"]: check for check in oracle["checks"]}
+    assert set(checks) == {"span_corruption_nll", "translates_en_to_de"}
+    nll = checks["span_corruption_nll"]
+    vocab_size = family.TINY_CONFIG["vocab_size"]
+    assert not nll["passed"] and nll["below"] is True
+    assert nll["bound"] == pytest.approx(0.6 * math.log(vocab_size), abs=1e-6)
+    assert nll["value"] > math.log(vocab_size)  # no better than uniform guessing
+    assert nll["source"] == family.SPAN_NLL_SOURCE
+    translation = checks["translates_en_to_de"]
+    assert translation["passed"] and "translation_en_to_de" in translation["not_applicable"]
+
+
+def test_translation_is_checked_where_the_config_declares_it(family, tiny_copy):
+    """t5's config.json declares translation_en_to_de with its prefix; the untrained tiny
+    then fails, the text it produced in the detail."""
+    task = {"prefix": "translate English to German: ", "num_beams": 4, "max_length": 300}
+
+    def declare(config):
+        config["task_specific_params"] = {"translation_en_to_de": task}
+
+    edit_json(tiny_copy / "config.json", declare)
+    record = run(family, str(tiny_copy))
+    checks = {check["name"]: check for check in record["tests"]["oracle"]["checks"]}
+    translation = checks["translates_en_to_de"]
+    assert not translation["passed"] and "not_applicable" not in translation
+    assert translation["detail"].startswith(f"{family.PROMPT!r} -> '")
+    assert "oracle.translates_en_to_de" in record["reason"]
+
+
+def test_span_corruption_needs_t5s_sentinels(family, tiny):
+    from transformers import AutoTokenizer
+
+    assert family.no_sentinels(AutoTokenizer.from_pretrained(tiny)) is None
+    wordpiece = AutoTokenizer.from_pretrained(tiny_dir(import_family("bert")))
+    assert "no sentinel token <extra_id_0>" in family.no_sentinels(wordpiece)
+
+
+@pytest.mark.parametrize("model_id", ["t5-small", "google-t5/t5-small"])
+def test_published_values_are_found_by_every_id_of_the_checkpoint(family, model_id):
+    published = family.PUBLISHED[model_id]
+    assert published is family.T5_SMALL
+    cites = {figure["cite"] for figure in published.values.values()}
+    assert all(cite in published.source for cite in (family.T5_TESTS, family.T5_DOCS))
+    assert all(cite.startswith("huggingface/transformers ") for cite in cites)
+
+
+def test_published_values_fail_for_the_tiny_files_under_the_checkpoint_id(family, hub_record):
+    record = hub_record(family, "t5-small")
+    published = record["tests"]["published"]
+    assert published["status"] == "failed"
+    assert published["source"] == family.T5_SMALL.source
+    checks = {check["name"]: check for check in published["checks"]}
+    assert set(checks) == set(family.T5_SMALL.values)
+    assert not any(check["passed"] for check in checks.values())
+    assert checks["mtf_score"]["source"].endswith("test_small_integration_test")
+    assert checks["summary"]["source"].endswith("test_small_generation")
+    assert checks["translation"]["source"] == family.T5_DOCS
+    assert "expected 'Das Haus ist wunderbar.'" in checks["translation"]["detail"]

@@ -46,3 +46,22 @@ def sine_sweep(seconds: float = 1.0, rate: int = 16000, start_hz: float = 200.0,
     t = np.arange(int(seconds * rate), dtype=np.float64) / rate
     sweep = start_hz * t + (end_hz - start_hz) * t * t / (2 * seconds)
     return (amplitude * np.sin(2 * math.pi * sweep)).astype(np.float32)
+
+
+SPEECH_RATE = 16000  # speech.wav: mono, 16-bit PCM at Whisper's sampling rate
+
+
+def speech() -> tuple[Any, str]:
+    """English speech from hfmatrix/data (speech.wav, made with espeak-ng) as a float32
+    numpy array in [-1, 1) at SPEECH_RATE, and the text it speaks (speech.txt)."""
+    import wave
+
+    import numpy as np
+
+    with wave.open(str(DATA / "speech.wav"), "rb") as wav:
+        layout = (wav.getnchannels(), wav.getsampwidth(), wav.getframerate())
+        if layout != (1, 2, SPEECH_RATE):
+            raise ValueError(f"speech.wav: (channels, bytes, rate) {layout}, not (1, 2, 16000)")
+        frames = wav.readframes(wav.getnframes())
+    audio = np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
+    return audio, (DATA / "speech.txt").read_text(encoding="utf-8").strip()
