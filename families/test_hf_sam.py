@@ -25,7 +25,8 @@ from hfmatrix.checkpoints import seed_parameters, weights_sha256
 from hfmatrix.checks import Check, close, equal, truth
 from hfmatrix.cli import family_main
 from hfmatrix.harness import FamilyTest
-from hfmatrix.inputs import synthetic_image
+from hfmatrix.inputs import photo, synthetic_image
+from hfmatrix.oracle import Bound, bounded
 
 # synthetic_image() is 64 x 48 with a dark (blue 40) square at x in [16, 32), y in [12, 24).
 WIDTH, HEIGHT = synthetic_image().size
@@ -93,9 +94,68 @@ GOLDEN_MASK_PIXELS = [2753, 22, 1562]  # true pixels of each post-processed 48 x
 GOLDEN_PIPELINE_SCORES = [6.823323, 6.684163]  # the tiny thresholds keep two masks
 GOLDEN_PIPELINE_PIXELS = [2969, 28]
 
+# The class oracle: a point prompt on the espresso of inputs.photo("coffee") (600 x 400: a cup
+# of espresso on its saucer, seen from above at an angle). A single point is ambiguous, and
+# SAM answers it with whole, part and subpart masks; the point lies on four nested objects,
+# each a right answer: the crema (the espresso's lit surface, short of the dark crescent
+# along its far edge), the espresso, the inside of the cup (within its rim) and the cup (rim,
+# body, handle). Each is a union of polygons in the photo's pixel coordinates (x right, y
+# down), within about 3 px: the crema, the espresso and the rim's inner and outer edges
+# traced along their colour edges, the body, handle and foot by eye. The saucer with the cup
+# is not among them: it fills 45% of the frame, so a mask of everything would come close.
+ORACLE_PHOTO = "coffee"
+ORACLE_POINT = [345, 158]  # on the crema, 20 px in from its right edge
+CREMA = [
+    (367, 157), (352, 177), (331, 186), (315, 191), (302, 193), (291, 193), (280, 191),
+    (268, 189), (253, 184), (235, 175), (214, 157), (228, 136), (250, 127), (266, 123),
+    (279, 121), (291, 121), (301, 126), (313, 126), (328, 129), (347, 138),
+]  # fmt: skip
+ESPRESSO = [
+    (366, 142), (366, 167), (343, 182), (321, 189), (303, 192), (287, 192), (272, 189),
+    (256, 185), (239, 177), (220, 164), (203, 142), (214, 118), (233, 102), (252, 94),
+    (271, 91), (287, 90), (303, 92), (320, 97), (336, 106), (353, 120),
+]  # fmt: skip
+INSIDE = [  # the rim's inner edge; at the front, the espresso meets it
+    (389, 113), (384, 144), (367, 169), (342, 185), (316, 193), (290, 194), (265, 190),
+    (241, 181), (218, 166), (200, 143), (192, 113), (197, 83), (213, 57), (238, 41),
+    (264, 33), (290, 31), (315, 36), (339, 47), (360, 62), (379, 84),
+]  # fmt: skip
+RIM = [  # the rim's outer edge
+    (407, 112), (400, 148), (380, 177), (351, 195), (320, 204), (290, 206), (261, 202),
+    (232, 191), (205, 174), (183, 147), (173, 112), (180, 76), (202, 47), (230, 29),
+    (260, 19), (290, 17), (320, 21), (348, 32), (375, 50), (397, 77),
+]  # fmt: skip
+BODY = [  # below the rim's widest line: the cup's sides, handle and foot
+    (173, 113), (174, 150), (180, 180), (190, 205), (200, 225), (197, 255), (195, 280),
+    (200, 298), (215, 306), (235, 303), (250, 293), (260, 283), (280, 287), (300, 288),
+    (320, 286), (338, 278), (352, 262), (370, 240), (388, 215), (400, 185), (406, 150),
+    (407, 113),
+]  # fmt: skip
+OBJECTS = {
+    "the crema": [CREMA],
+    "the espresso": [ESPRESSO],
+    "the inside of the cup": [INSIDE],
+    "the cup": [RIM, BODY],
+}
+# The mask SAM scores best must match one of the objects at IoU >= 0.6. Trained: SAM's masks
+# of clear objects follow their outlines within a few pixels: about 0.9 against these
+# polygons, which match the colour edges at 0.95 to 0.99 (the cup without its handle scores
+# 0.91). Untrained: random masks, or a blob around the point (what a decoder makes of an
+# image it cannot see): the point lies off every object's centre, so no ellipse centred on
+# it, of any size, reaches 0.59 against any of them, and a mask of the whole photo reaches
+# 0.22 (tests/test_sam_family.py); the tiny and its shuffled and renormalised copies score
+# 0.005 to 0.22.
+MASK_IOU = Bound(
+    0.6,
+    "SAM's mask of an object ~0.9 against its traced outline; no blob centred on the point "
+    "reaches 0.59, a mask of the whole photo 0.22",
+    below=False,
+)
+
 
 class TestSamModels(FamilyTest):
-    """Segment Anything: automatic mask generation, point-prompted masks, and their agreement."""
+    """Segment Anything: automatic mask generation, point-prompted masks, and their agreement;
+    a point on a real photograph's object gets a mask of that object."""
 
     family = "sam"
     auto_model = AutoModelForMaskGeneration
@@ -199,6 +259,20 @@ class TestSamModels(FamilyTest):
             ]  # fmt: skip
         return checks
 
+    def oracle_checks(self, model, processor) -> list[Check]:
+        """The mask SAM scores best for ORACLE_POINT covers one of the OBJECTS it lies on."""
+        image = photo(ORACLE_PHOTO)
+        inputs = processor(images=image, input_points=[[ORACLE_POINT]], return_tensors="pt")
+        inputs = inputs.to(self.device)
+        outputs = model(pixel_values=inputs["pixel_values"], input_points=inputs["input_points"])
+        sizes = {key: inputs[key].cpu() for key in GOLDEN_SIZES}
+        masks = processor.post_process_masks(outputs.pred_masks.cpu(), **sizes)[0][0]
+        scores = outputs.iou_scores[0, 0].cpu()
+        best = int(scores.argmax())
+        name, overlap = best_match(masks[best].numpy(), image.size)
+        what = f"IoU of the best mask (score {scores[best]:.3f}) with {name}"
+        return [bounded("point_mask_covers_object", overlap, MASK_IOU, what)]
+
     def pipeline_agreement(self, model, processor, iou, masks) -> list[Check]:
         """The pipeline's unfiltered masks at the grid point POINT are the direct model's."""
         pipe = pipeline(
@@ -225,6 +299,36 @@ def stats(values: torch.Tensor) -> torch.Tensor:
     """Per leading index (channel or mask): the mean and std of the values."""
     flat = values.flatten(1)
     return torch.stack([flat.mean(-1), flat.std(-1)], dim=-1)
+
+
+def object_masks(size: tuple[int, int]) -> dict[str, Any]:
+    """OBJECTS as boolean numpy masks of an image of ``size`` (width, height)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    masks = {}
+    for name, polygons in OBJECTS.items():
+        canvas = Image.new("1", size)
+        draw = ImageDraw.Draw(canvas)
+        for polygon in polygons:
+            draw.polygon(polygon, fill=1)
+        masks[name] = np.asarray(canvas, dtype=bool)
+    return masks
+
+
+def best_match(mask: Any, size: tuple[int, int]) -> tuple[str, float]:
+    """The object of OBJECTS that ``mask`` (a boolean array, height x width) matches best,
+    and their intersection over union."""
+    return max(
+        ((name, iou(mask, region)) for name, region in object_masks(size).items()),
+        key=lambda match: match[1],
+    )
+
+
+def iou(a: Any, b: Any) -> float:
+    """The intersection over union of two boolean masks (0 when both are empty)."""
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else 0.0
 
 
 def pipeline_ready(ov_sam_class: type) -> type:

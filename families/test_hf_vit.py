@@ -25,7 +25,8 @@ from hfmatrix.checks import Check, close, equal, truth
 from hfmatrix.cli import family_main
 from hfmatrix.expectations import Differs, expect
 from hfmatrix.harness import FamilyTest
-from hfmatrix.inputs import synthetic_image
+from hfmatrix.inputs import photo, synthetic_image
+from hfmatrix.oracle import Bound, bounded, not_applicable
 
 TOP_K = 5
 ATOL = 1e-4  # optimum-intel's ViT tolerance; transformers' integration tests' logits atol
@@ -70,6 +71,31 @@ GOLDEN_LOGITS = [  # logits[0]: every class, in LABELS order
 GOLDEN_TOP_LABELS = ["airplane", "dog", "frog", "truck", "bird"]
 GOLDEN_TOP_SCORES = [0.367268, 0.124093, 0.114835, 0.094488, 0.085506]
 
+# The class oracle: an ImageNet-1k classifier names what real photographs show. The classes,
+# by their index in ImageNet-1k's standard order (torchvision's ImageNet categories, the
+# id2label of google/vit-base-patch16-224 and facebook/deit-base-patch16-224) -> a fragment
+# of their label, which the model's own id2label must hold for the oracle to apply.
+IMAGENET_LABELS: dict[int, str] = {
+    281: "tabby", 282: "tiger cat", 283: "Persian cat", 284: "Siamese cat", 285: "Egyptian cat",
+    504: "coffee mug", 967: "espresso", 968: "cup",
+}  # fmt: skip
+IMAGENET_CLASSES = 1000
+# inputs.photo() name -> (what it shows, the classes that name it)
+EXPECTED_CLASSES: dict[str, tuple[str, tuple[int, ...]]] = {
+    "chelsea": ("a cat", (281, 282, 283, 284, 285)),  # Chelsea, a tabby
+    "coffee": ("a cup of espresso", (504, 967, 968)),  # an espresso cup on its saucer
+}
+# The best rank of a class that names the photo must be within the top 5 (rank < 6). Trained:
+# DeiT-B's and ViT-B/16's top-5 accuracy on ImageNet-1k's validation set is about 95%, and
+# these are clear, centred photographs of one object. Untrained: a ranking unrelated to the
+# image puts one of 3 to 5 given classes in its top 5 with a chance of 1.5% to 2.5%; its
+# expected best rank is about 1000 / (classes + 1), i.e. 170 to 250.
+RANK_BOUND = Bound(
+    TOP_K + 1,
+    "the top 5 names the photo: trained ImageNet-1k ViT/DeiT-B top-5 accuracy ~95%; an "
+    "unrelated ranking does so with 1.5-2.5% chance",
+)
+
 
 def image_inputs(processor, device: str) -> torch.Tensor:
     """pixel_values of synthetic_image() as the model's processor prepares them."""
@@ -78,7 +104,7 @@ def image_inputs(processor, device: str) -> torch.Tensor:
 
 class TestVitModels(FamilyTest):
     """Image classifiers: image-classification pipeline, direct logits and labels,
-    pipeline/logits agreement."""
+    pipeline/logits agreement; an ImageNet-1k classifier names real photographs."""
 
     family = "vit"
     auto_model = AutoModelForImageClassification
@@ -152,6 +178,51 @@ class TestVitModels(FamilyTest):
                 equal("predicted_labels", top_labels, GOLDEN_TOP_LABELS),
             ]
         return checks
+
+    def oracle_checks(self, model, processor) -> list[Check]:
+        """Each photograph's best-ranked class among those that name it, in the top 5."""
+        mismatch = imagenet_mismatch(model.config.id2label)
+        if mismatch is not None:
+            return [not_applicable(f"{name}_in_top_5", mismatch) for name in EXPECTED_CLASSES]
+        images = [photo(name) for name in EXPECTED_CLASSES]
+        pixel_values = processor(images=images, return_tensors="pt")["pixel_values"]
+        probabilities = model(pixel_values=pixel_values.to(self.device)).logits.softmax(-1)
+        checks = []
+        photos = zip(EXPECTED_CLASSES.items(), probabilities.cpu(), strict=True)
+        for (name, (shows, classes)), row in photos:
+            what = f"best rank of a class naming {shows}"
+            check = bounded(f"{name}_in_top_5", best_rank(row, classes), RANK_BOUND, what)
+            check.detail += f"; top 5: {top_labels(row, model.config.id2label)}"
+            checks.append(check)
+        return checks
+
+
+def imagenet_mismatch(id2label: dict[int, str]) -> str | None:
+    """Why a label set is not ImageNet-1k's (the count, or a label of IMAGENET_LABELS that
+    is not where ImageNet-1k has it), or None."""
+    reason = "labels are not the ImageNet-1k set: "
+    if len(id2label) != IMAGENET_CLASSES:
+        first = ", ".join(str(id2label[i]) for i in sorted(id2label)[:5])
+        more = ", ..." if len(id2label) > 5 else ""
+        return f"{reason}{len(id2label)} labels ({first}{more})"
+    for index, fragment in IMAGENET_LABELS.items():
+        label = str(id2label.get(index, ""))
+        if fragment.lower() not in label.lower():
+            return f"{reason}1000 labels, but {index} is {label!r}, not {fragment!r}"
+    return None
+
+
+def best_rank(probabilities: torch.Tensor, classes: tuple[int, ...]) -> int:
+    """The rank (1: the most probable) of the best-ranked of ``classes``."""
+    best = probabilities[list(classes)].max()
+    return int((probabilities > best).sum()) + 1
+
+
+def top_labels(probabilities: torch.Tensor, id2label: dict[int, str]) -> str:
+    """The top 5 labels with their probabilities, as the record's detail shows them."""
+    top = probabilities.topk(min(TOP_K, len(probabilities)))
+    pairs = zip(top.indices.tolist(), top.values.tolist(), strict=True)
+    return ", ".join(f"{id2label[index]} {p:.3f}" for index, p in pairs)
 
 
 if __name__ == "__main__":

@@ -187,6 +187,30 @@ def renormalise(directory: Path) -> None:
     edit_json(directory / "preprocessor_config.json", wrong)
 
 
+def imagenet_head(directory: Path, labels: dict[int, str], seed: int = 0) -> None:
+    """Give an image classifier checkpoint ImageNet-1k's label count: id2label and label2id
+    with ``labels`` at their indices and "class <i>" elsewhere (config.json), and a
+    1000-row classifier (model.safetensors), seeded random at the scale of the old one."""
+    import torch
+
+    id2label = {str(i): labels.get(i, f"class {i}") for i in range(1000)}
+
+    def relabel(config: dict) -> None:
+        config["id2label"] = id2label
+        config["label2id"] = {label: int(i) for i, label in id2label.items()}
+        config.pop("num_labels", None)
+
+    def widen(tensors: dict) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        for name in ("classifier.weight", "classifier.bias"):
+            old = tensors[name]
+            shape = (1000, *old.shape[1:])
+            tensors[name] = torch.randn(shape, generator=generator) * old.std() + old.mean()
+
+    edit_json(directory / "config.json", relabel)
+    edit_weights(directory, widen)
+
+
 def plant_hf_snapshot(hub_cache: Path, model_id: str, files: Path) -> Path:
     """Copy ``files`` into the HF cache at ``hub_cache`` as the main snapshot of ``model_id``."""
     repo = hub_cache / f"models--{model_id.replace('/', '--')}"
