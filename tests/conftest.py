@@ -77,14 +77,19 @@ def hub_record(session_env) -> Callable[[ModuleType, str], dict]:
     """(family module, hub id) -> the record of that hub id served offline by a snapshot in
     the HF cache that holds the family's tiny files; run once for the session."""
 
-    @functools.cache
-    def record(family: ModuleType, model_id: str) -> dict:
-        from huggingface_hub import constants
+    records: dict[tuple[str, str], dict] = {}
 
-        with session_env() as root, pytest.MonkeyPatch.context() as patch:
-            patch.setattr(constants, "HF_HUB_CACHE", str(root / "hf" / "hub"))
-            plant_hf_snapshot(root / "hf" / "hub", model_id, tiny_dir(family))
-            return run(family, model_id)
+    def record(family: ModuleType, model_id: str) -> dict:
+        # keyed by name: a family module imported again is another object, same snapshot
+        key = (family.__name__, model_id)
+        if key not in records:
+            from huggingface_hub import constants
+
+            with session_env() as root, pytest.MonkeyPatch.context() as patch:
+                patch.setattr(constants, "HF_HUB_CACHE", str(root / "hf" / "hub"))
+                plant_hf_snapshot(root / "hf" / "hub", model_id, tiny_dir(family))
+                records[key] = run(family, model_id)
+        return records[key]
 
     return record
 
