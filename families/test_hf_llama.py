@@ -11,6 +11,11 @@ publish.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # where torch is missing, the arguments run in the family's environment
+    from _script import run_in_family_environment
+
+    run_in_family_environment(__file__)
+
 from pathlib import Path
 from typing import ClassVar
 

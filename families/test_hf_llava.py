@@ -13,6 +13,11 @@ and find a short true description of it likely.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # where torch is missing, the arguments run in the family's environment
+    from _script import run_in_family_environment
+
+    run_in_family_environment(__file__)
+
 import re
 from pathlib import Path
 

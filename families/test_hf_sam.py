@@ -6,6 +6,11 @@ pytest (``nox -s sam``); any SamModel checkpoint runs with no new code.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # where torch is missing, the arguments run in the family's environment
+    from _script import run_in_family_environment
+
+    run_in_family_environment(__file__)
+
 import json
 from pathlib import Path
 from typing import Any

@@ -15,6 +15,11 @@ itself. The record's ``pipeline_task`` says which task ran.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # where torch is missing, the arguments run in the family's environment
+    from _script import run_in_family_environment
+
+    run_in_family_environment(__file__)
+
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager

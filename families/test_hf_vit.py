@@ -7,6 +7,11 @@ through pytest (``nox -s vit``); any image classifier of this class runs with no
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # where torch is missing, the arguments run in the family's environment
+    from _script import run_in_family_environment
+
+    run_in_family_environment(__file__)
+
 import json
 from pathlib import Path
 

@@ -10,6 +10,11 @@ and holds the greedy transcript's word error rate against the text it speaks to 
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # where torch is missing, the arguments run in the family's environment
+    from _script import run_in_family_environment
+
+    run_in_family_environment(__file__)
+
 import re
 import tempfile
 from pathlib import Path

@@ -211,9 +211,9 @@ def test_a_bad_runner_key_stops_the_matrix_session(tmp_path):
     assert re.search(r"cuda\.toml:\d+: runner 'gpu cuda' is not a runner label", message)
 
 
-# --- .github/workflows/matrix.yml: a schema-level check (actionlint is not on PyPI as a wheel) --
+# --- .github/workflows/matrix.yml: what it must do (nox -s lint runs actionlint and zizmor) --
 
-PINNED = re.compile(r"^[\w.-]+/[\w.-]+@v\d+(\.\d+\.\d+)?$")
+PINNED = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$")  # a commit, not a movable tag
 MATRIX_KEY = re.compile(r"(?<![\w.])matrix\.([\w-]+)")
 
 
@@ -285,6 +285,16 @@ def workflow_problems(workflow: dict, entries: list[dict[str, str]]) -> list[str
     checks = {
         "triggers": {"workflow_dispatch", "push", "pull_request"} <= set(triggers),
         "pinned actions": bool(every_use) and all(PINNED.match(u) for u in every_use),
+        "no job-wide token": workflow.get("permissions") == {},
+        "token per job": all(
+            job.get("permissions") == {"contents": "read"} for job in jobs_.values()
+        ),
+        "no credentials kept": all(
+            s.get("with", {}).get("persist-credentials") is False
+            for j in jobs_.values()
+            for s in j.get("steps", [])
+            if s.get("uses", "").startswith("actions/checkout@")
+        ),
         **plan_checks(jobs_.get("plan", {})),
         **run_checks(jobs_.get("run", {}), entries),
         **report_checks(jobs_.get("report", {}), entries),
@@ -299,6 +309,11 @@ def workflow() -> dict:
 
 def test_workflow_runs_the_matrix(workflow, matrix):
     assert workflow_problems(workflow, matrix) == []
+
+
+def test_every_pinned_action_names_its_version():
+    lines = [line for line in WORKFLOW.read_text(encoding="utf-8").splitlines() if "uses:" in line]
+    assert lines and all(re.search(r"@[0-9a-f]{40} # v\d+\.\d+\.\d+$", line) for line in lines)
 
 
 def test_the_workflow_s_default_plan_covers_every_stack(workflow):

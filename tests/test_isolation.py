@@ -21,6 +21,7 @@ from families_helpers import import_family, records_by_model
 from faults import fault_checkpoint, project_copy, trusted
 
 from hfmatrix import results
+from hfmatrix.forking import CHILD_NAME
 from hfmatrix.isolation import exit_reason
 from hfmatrix.project import Project
 from hfmatrix.runner import RunSettings, reusable, run_model
@@ -109,9 +110,10 @@ def run_script(project: Path, *args: str, **popen) -> subprocess.Popen:
 
 def children_running(marker: str) -> list[psutil.Process]:
     found = []
-    for process in psutil.process_iter(["cmdline"]):
+    for process in psutil.process_iter(["cmdline", "name"]):
         command = " ".join(process.info["cmdline"] or [])
-        if "hfmatrix.child" in command and marker in command:
+        child = "hfmatrix.child" in command or process.info["name"] == CHILD_NAME  # fresh, forked
+        if child and marker in command:
             found.append(process)
     return found
 

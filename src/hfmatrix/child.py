@@ -1,4 +1,5 @@
-"""The child process that runs one model's tests: ``python -m hfmatrix.child JOB SAVE``.
+"""The child process that runs one model's tests: ``python -m hfmatrix.child JOB SAVE`` in a
+fresh interpreter, or ``run_forked`` in a child forked from the session's process.
 
 JOB (JSON) names the family module, its test class, the model, the backend and the run's
 options; the child saves ``{"final": bool, "record": {...}}`` to SAVE after each test, so a
@@ -26,11 +27,21 @@ from hfmatrix.sources import Source
 
 
 def main(argv: list[str]) -> None:
-    faulthandler.enable()  # a crash prints the Python stacks into the parent's log
-    faulthandler.register(signal.SIGUSR1, all_threads=True)  # asked for before a timeout kill
     job, save_path = json.loads(argv[0]), Path(argv[1])
+    watch_and_report(job)  # before the imports: they take a while
+    run(job, save_path, load_class(Path(job["module"]), job["test_class"]))
+
+
+def watch_and_report(job: dict[str, Any]) -> None:
+    """Stacks on a crash or when the parent asks (SIGUSR1, before a timeout kill), into this
+    process's output; and an end when the parent ends."""
+    faulthandler.enable()  # a crash prints the Python stacks into the parent's log
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     exit_with_parent(job["parent_pid"])
-    test_class = load_class(Path(job["module"]), job["test_class"])
+
+
+def run(job: dict[str, Any], save_path: Path, test_class: type) -> None:
+    """Run the job's tests with ``test_class``, saving the record after each; exit 0."""
     test = test_class(
         job["model_id"],
         Project(Path(job["project"])),
@@ -51,6 +62,13 @@ def main(argv: list[str]) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)  # done: no interpreter teardown (threads, device runtimes) to hang in
+
+
+def run_forked(job: dict[str, Any], save_path: Path, test_class: type) -> None:
+    """The same, in a child forked from the session's process (``forking.fork``): the
+    imports are the parent's, the class is the parent's."""
+    watch_and_report(job)
+    run(job, save_path, test_class)
 
 
 def load_class(module_path: Path, name: str) -> type:

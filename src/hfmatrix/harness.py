@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hfmatrix import backends, checkpoints, drift, generation, perf, results
+from hfmatrix import backends, checkpoints, drift, forking, generation, perf, results
 from hfmatrix import hardware as hardware_module
 from hfmatrix.checks import Check, agree, close, numerics, truth
 from hfmatrix.expectations import stack_words
@@ -58,6 +58,10 @@ class FamilyTest:
     new_tokens: ClassVar[int] = 0  # a generating class's greedy tokens, compared id by id
     # expected outputs that a source publishes for well-known checkpoints, by model id
     published: ClassVar[dict[str, Published]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        forking.note_imports_done()  # the family module has imported torch, no op has run
 
     def __init__(
         self,

@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from hfmatrix import results
+from hfmatrix import forking, results
 
 POLL_S = 0.2
 HEARTBEAT_S = 60.0
@@ -44,29 +44,24 @@ def default_max_memory() -> int:
 
 def run_in_child(
     job: dict[str, Any],
+    test_class: type,
     limits: Limits,
     blank: dict[str, Any],
     log_path: Path,
     notify: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Run ``python -m hfmatrix.child`` for ``job`` and return the record it wrote, or
-    ``blank`` completed with why it has none. The child's output is kept in ``log_path``."""
+    """Run ``job``'s tests in a child process (forked from this one where that is safe, else
+    ``python -m hfmatrix.child``) and return the record it wrote, or ``blank`` completed
+    with why it has none. The child's output is kept in ``log_path``."""
     start = time.perf_counter()
+    how = forking.start_for(job["hardware"])
     log_path.parent.mkdir(parents=True, exist_ok=True)
     output = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed into place below
         dir=log_path.parent, prefix=f".{log_path.name}.", suffix=".tmp", delete=False
     )
     with tempfile.TemporaryDirectory(prefix="hfmatrix-child-") as tmp, output:
         saved_file = Path(tmp) / "record.json"
-        command = [sys.executable, "-m", "hfmatrix.child", json.dumps(job), str(saved_file)]
-        child = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: a kill takes all of it
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONSAFEPATH": "1"},
-        )
+        child = start_child(how, job, test_class, saved_file, output)
         try:
             stopped = watch(child, limits, notify)
         finally:
@@ -91,8 +86,29 @@ def run_in_child(
         }
         record["environment"] = record.get("environment") or results.environment()
         record["duration_s"] = round(time.perf_counter() - start, 3)
+    record["environment"]["process"] = how.as_dict()
     record["log"] = str(log_path)
     return record
+
+
+def start_child(
+    how: forking.Start, job: dict[str, Any], test_class: type, saved_file: Path, output: IO
+) -> subprocess.Popen | forking.ForkedChild:
+    """The child process for ``job``, in its own process group, writing to ``output``."""
+    if how.method == forking.FORK:
+        from hfmatrix.child import run_forked
+
+        output.flush()
+        return forking.fork(lambda: run_forked(job, saved_file, test_class), output.fileno())
+    command = [sys.executable, "-m", "hfmatrix.child", json.dumps(job), str(saved_file)]
+    return subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: a kill takes all of it
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONSAFEPATH": "1"},
+    )
 
 
 def tail(path: Path, size: int = 16384) -> str:
@@ -103,7 +119,7 @@ def tail(path: Path, size: int = 16384) -> str:
 
 
 def watch(
-    child: subprocess.Popen, limits: Limits, notify: Callable[[str], None]
+    child: subprocess.Popen | forking.ForkedChild, limits: Limits, notify: Callable[[str], None]
 ) -> tuple[str, str] | None:
     """Wait for ``child``; stop it at the time or memory limit and return (status, reason)."""
     start = time.monotonic()
@@ -149,10 +165,13 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def kill_group(child: subprocess.Popen) -> None:
+def kill_group(child: subprocess.Popen | forking.ForkedChild) -> None:
     """SIGKILL the child's whole process group (its helpers too) and reap the child."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(child.pid, signal.SIGKILL)
+    if child.returncode is None:  # not reaped, so the pid is still the child's
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(child.pid, signal.SIGKILL)  # a forked child before it led its group
     child.wait()
 
 

@@ -97,7 +97,8 @@ def run_model(
     if record is None:
         log = settings.results_dir / "logs" / blank["session"] / f"{path.stem}.log"
         job = child_job(test, hardware)
-        record = run_in_child(job, settings.limits(family_test), blank, log, notify)
+        limits = settings.limits(family_test)
+        record = run_in_child(job, family_test, limits, blank, log, notify)
     results.write_record(settings.results_dir, record, path)
     return Outcome(record, path)
 
