@@ -16,6 +16,12 @@ def run_in_family_environment(script: str) -> None:
     nox session (or exits 2 saying what is missing)."""
     if importlib.util.find_spec("hfmatrix") is None:  # a fresh clone: the harness from src/
         sys.path.insert(0, str(SRC))
-    from hfmatrix.script import run_where_installed
+    from hfmatrix.errors import SETUP  # the standard library only
 
+    try:
+        from hfmatrix.script import run_where_installed
+    except ModuleNotFoundError as exc:  # not even nox's dependencies: a bare Python
+        print(f"error: this Python lacks {exc.name}, which the harness needs to read the "
+              f"project: run the README's set-up step ({SETUP})", file=sys.stderr)  # fmt: skip
+        raise SystemExit(2) from None
     run_where_installed(Path(script).resolve(), sys.argv[1:])

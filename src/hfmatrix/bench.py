@@ -4,7 +4,10 @@
   torch.utils.benchmark.Timer on the same model and inputs (the agreement of our figure);
 - overhead: a family's nox session on a warm uv cache against the same tests run by pytest
   in an environment already prepared (this one), and the whole cpu matrix likewise;
-- envs: building one family's environment with uv against pip.
+- envs: building one family's environment with uv against pip;
+- imports: what a session costs beyond one import of its stack and its tests run in-process
+  (a family's session, each extra model, the cpu matrix), against the targets below;
+- suite: the framework's own test suite (``nox -s tests``) against its target.
 """
 
 from __future__ import annotations
@@ -24,7 +27,12 @@ from tabulate import tabulate
 from hfmatrix.cli import OneLineParser, count_value, positive
 from hfmatrix.project import Project
 
-PARTS = ("timer", "overhead", "envs")
+PARTS = ("timer", "overhead", "envs", "imports", "suite")
+SESSION_RATIO = 1.2  # a family's session with its tiny model, over its floor
+EXTRA_MODEL_S = 1.0  # each extra model's cost beyond its own tests
+MATRIX_RATIO = 1.3  # the cpu matrix over the sum of the families' floors
+SUITE_S = 8 * 60.0  # nox -s tests
+EXTRA_COPIES = 3  # local copies of the tiny checkpoint added to a session
 AGREEMENT = 0.10  # our p50 within 10% of the independent timer's
 MIN_CALLS = 100  # timed calls of each at least
 
@@ -57,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         overhead(project, args.family, args.repeats)
     if "envs" in parts:
         environments(project, args.family)
+    if "imports" in parts:
+        ok = one_import(project, args.family, args.repeats) and ok
+    if "suite" in parts:
+        ok = suite(project) and ok
     return 0 if ok else 1
 
 
@@ -223,6 +235,98 @@ def installed(venv: Path, name: str) -> str:
     done = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True,
                           text=True)  # fmt: skip
     return done.stdout.strip() or "-"
+
+
+# ---------------------------------------------------------------- one import per session
+
+FLOOR = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {families!r})
+from hfmatrix.bench import family_test_class
+from hfmatrix.project import Project
+project = Project(Path({root!r}))
+record = family_test_class(project, {family!r})("tiny", project).run_tests("cpu")
+sys.exit(record["status"] != "passed")
+"""
+
+
+def one_import(project: Project, family: str, repeats: int) -> bool:
+    """Each family's floor (a fresh interpreter importing its stack and running its tiny
+    model's tests in-process), against its nox session (environments built beforehand);
+    each extra model of a session; the cpu matrix against the sum of the floors."""
+    floors = {f: best_floor(project, f, repeats) for f in project.families()}
+    for name, seconds in floors.items():
+        print(f"  floor of {name}: {seconds:.1f} s", flush=True)
+    with tempfile.TemporaryDirectory(prefix="hfmatrix-bench-") as tmp:
+        work = Path(tmp)
+        envs = work / "envs"
+        nox = [sys.executable, "-m", "nox", "-f", str(project.root / "noxfile.py"),
+               "--envdir", str(envs), "--reuse-existing-virtualenvs"]  # fmt: skip
+        matrix = [*nox, "-t", "cpu", "--", "--model", "tiny"]
+        timed([*matrix, "--results-dir", str(work / "warmup")], project.root)  # builds them
+        session = [*nox, "-s", f"{family}(hardware='cpu')", "--", "--model", "tiny"]
+        alone = best_nox(repeats, session, work, project.root)
+        copies = [shutil.copytree(project.root / "tiny" / family, work / f"copy{i}")
+                  for i in range(EXTRA_COPIES)]  # fmt: skip
+        more = [*session, *(arg for c in copies for arg in ("--model", str(c)))]
+        with_copies, out = best_nox(repeats, more, work, project.root, keep=True)
+        own = sum(r["duration_s"] for r in records(out) if r["tier"] != "tiny")
+        whole = best_nox(repeats, matrix, work, project.root)
+    extra = (with_copies - alone - own) / EXTRA_COPIES
+    rows = [
+        [f"{family} session, tiny only", f"{alone:.1f}", f"floor {floors[family]:.1f}",
+         f"{alone / floors[family]:.2f}", f"<= {SESSION_RATIO}"],
+        [f"each extra model ({EXTRA_COPIES} local copies)", f"{extra:.2f}",
+         f"own tests {own / EXTRA_COPIES:.2f}", "-", f"<= {EXTRA_MODEL_S:g} s"],
+        ["the cpu matrix (nox -t cpu)", f"{whole:.1f}", f"floors {sum(floors.values()):.1f}",
+         f"{whole / sum(floors.values()):.2f}", f"<= {MATRIX_RATIO}"],
+    ]  # fmt: skip
+    verdicts = [alone <= SESSION_RATIO * floors[family], extra <= EXTRA_MODEL_S,
+                whole <= MATRIX_RATIO * sum(floors.values())]  # fmt: skip
+    for row, met in zip(rows, verdicts, strict=True):
+        row.append("yes" if met else "NO")
+    print(
+        "\none import per session (tiny checkpoints, cpu; environments built beforehand)\n"
+        + tabulate(rows, headers=["run", "seconds", "against", "ratio", "target", "met"])
+    )
+    return all(verdicts)
+
+
+def best_floor(project: Project, family: str, repeats: int) -> float:
+    code = FLOOR.format(families=str(project.root / "families"), root=str(project.root),
+                        family=family)  # fmt: skip
+    return min(timed([sys.executable, "-c", code], project.root) for _ in range(repeats))
+
+
+def best_nox(repeats: int, command: list[str], work: Path, cwd: Path, keep: bool = False) -> Any:
+    """The fastest wall time of a nox run into a fresh results dir (and that dir, if kept)."""
+    best, kept = float("inf"), None
+    for _ in range(repeats):
+        out = Path(tempfile.mkdtemp(dir=work))
+        seconds = timed([*command, "--results-dir", str(out)], cwd)
+        if seconds < best:
+            best, kept = seconds, out
+    return (best, kept) if keep else best
+
+
+def records(out: Path) -> list[dict[str, Any]]:
+    import json
+
+    return [json.loads(path.read_text(encoding="utf-8")) for path in out.glob("raw/*/*.json")]
+
+
+def suite(project: Project) -> bool:
+    """The wall time of ``nox -s tests`` (its environment built from the warm uv cache)."""
+    with tempfile.TemporaryDirectory(prefix="hfmatrix-bench-") as tmp:
+        nox = [sys.executable, "-m", "nox", "-f", str(project.root / "noxfile.py"),
+               "--envdir", tmp, "-s", "tests"]  # fmt: skip
+        seconds = timed(nox, project.root)
+    met = seconds <= SUITE_S
+    print("\nthe framework's test suite\n" + tabulate(
+        [["nox -s tests", f"{seconds:.0f}", f"<= {SUITE_S:.0f}", "yes" if met else "NO"]],
+        headers=["run", "seconds", "target", "met"]))  # fmt: skip
+    return met
 
 
 if __name__ == "__main__":

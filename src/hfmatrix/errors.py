@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+SETUP = 'python3 -m pip install "nox[uv]"'  # the README's set-up step, for what a Python lacks
+
 
 class UserError(Exception):
     """A mistake in the user's input (a file, a flag, a name): reported in one line, exit 2."""

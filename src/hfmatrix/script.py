@@ -14,12 +14,10 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 from hfmatrix.cli import check_dtype, perf_settings, run_parser
-from hfmatrix.errors import UserError
+from hfmatrix.errors import SETUP, UserError
 from hfmatrix.project import Project
 from hfmatrix.results import STACK_ENV
 from hfmatrix.specs import installed_versions
-
-SETUP = 'python3 -m pip install "nox[uv]"'  # the README's set-up step
 
 
 def run_where_installed(script: Path, argv: list[str]) -> None:
