@@ -23,6 +23,7 @@ POLL_S = 0.2
 HEARTBEAT_S = 60.0
 STACK_DUMP_WAIT_S = 1.0  # between asking for the stacks and the kill
 TAIL_LINES = 60
+FATAL = "Fatal Python error: "  # faulthandler's first line on a crash
 GIB = 1024**3
 
 
@@ -82,7 +83,7 @@ def run_in_child(
         record["crash"] = {
             "returncode": child.returncode,
             "signal": signal_name(child.returncode),
-            "output_tail": last_output.splitlines()[-TAIL_LINES:],
+            "output_tail": output_tail(log_path, last_output),
         }
         record["environment"] = record.get("environment") or results.environment()
         record["duration_s"] = round(time.perf_counter() - start, 3)
@@ -109,6 +110,16 @@ def start_child(
         start_new_session=True,  # its own process group: a kill takes all of it
         env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONSAFEPATH": "1"},
     )
+
+
+def output_tail(log_path: Path, last_output: str) -> list[str]:
+    """The output's last lines, after the line that names a fatal error (a segfault's) where
+    the stacks that follow it pushed that line out of them (a forked child's stacks hold its
+    session's frames too)."""
+    lines = last_output.splitlines()[-TAIL_LINES:]
+    with log_path.open(encoding="utf-8", errors="replace") as log:
+        fatal = [line.rstrip("\n") for line in log if line.startswith(FATAL)]
+    return fatal[-1:] + lines if fatal and fatal[-1] not in lines else lines
 
 
 def tail(path: Path, size: int = 16384) -> str:
