@@ -186,10 +186,11 @@ def install_every_family(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The framework's own test suite."""
     install_every_family(session)  # the suite runs each family's tiny checkpoint
-    # tiny models only: one torch thread each, instead of threads fighting over the cores;
-    # a worker per core (pytest-xdist; -- -n 0 runs them in this process)
+    # tiny models only: one thread each (torch's OpenMP, OpenBLAS, tokenizers), instead of
+    # threads fighting over the cores, and no pool that keeps a model from being forked; a
+    # worker per core (pytest-xdist; -- -n 0 runs the tests in this process)
     session.run("python", "-m", "pytest", "-n", "auto", "--dist", "worksteal", *session.posargs,
-                env={"OMP_NUM_THREADS": "1"})  # fmt: skip
+                env={"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"})  # fmt: skip
 
 
 @nox.session

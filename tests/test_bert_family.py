@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from families_helpers import ROOT, edit_json, failed_checks, fails, records_by_model, run
@@ -94,6 +95,8 @@ def test_script_runs_and_writes_records(isolated):
     assert "[1/2] bert: tiny-bert on cpu" in done.stdout
     record = records_by_model(isolated / "results", "bert-cpu")["tiny-bert"]
     assert record["status"] == "passed"
+    assert record["environment"]["process"]["method"] == "fork"  # torch imported once
+    assert Path(record["log"]).is_file()
 
 
 def test_script_fails_when_a_model_fails(isolated):

@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from families_helpers import ROOT, records_by_model
+from families_helpers import ROOT
 
 from hfmatrix import forking
 
@@ -110,15 +110,3 @@ def test_a_forked_child_opens_its_own_hub_connection(tmp_path):
 
     assert forked(tmp_path, child).wait(timeout=60) == 0
     assert answer.read_text() == "True"
-
-
-def test_the_script_forks_its_models_and_keeps_their_logs(isolated):
-    """The script form, in a prepared environment: one import, each model forked."""
-    out = isolated / "results"
-    script = ROOT / "families" / "test_hf_bert.py"
-    done = subprocess.run([sys.executable, str(script), "--model", "tiny", "--results-dir",
-                           str(out)], capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    record = records_by_model(out)["tiny-bert"]
-    assert record["environment"]["process"]["method"] == forking.FORK
-    assert Path(record["log"]).is_file()
