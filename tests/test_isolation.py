@@ -21,7 +21,7 @@ from families_helpers import import_family, records_by_model
 from faults import fault_checkpoint, project_copy, trusted
 
 from hfmatrix import results
-from hfmatrix.forking import CHILD_NAME, FORK
+from hfmatrix.forking import CHILD_NAME, FORK, start_for
 from hfmatrix.isolation import exit_reason
 from hfmatrix.project import Project
 from hfmatrix.runner import RunSettings, reusable, run_model
@@ -70,7 +70,6 @@ def test_faulty_models_cost_only_their_own_records(bert, tiny, isolated):
     assert hog_record["crash"]["signal"] == "SIGKILL"
 
     for outcome in outcomes:  # every record on disk, whole, as returned
-        assert outcome.record["environment"]["process"]["method"] == FORK
         assert json.loads(outcome.path.read_text()) == json.loads(json.dumps(outcome.record))
         assert Path(outcome.record["log"]).is_file()
         assert outcome.record["environment"]["fingerprint"]
@@ -81,13 +80,15 @@ def test_a_hang_is_a_timeout_record_with_the_stacks_where_it_hung(bert, tiny, is
     hang = fault_checkpoint(tiny, isolated / "hang", "hang")
     project = Project(project_copy(isolated / "project", trusted(hang)))
     start = time.monotonic()
+    # forked, the child hangs at once; a fresh interpreter (where earlier tests left thread
+    # pools in this process) first imports torch
+    limit = 15 if start_for("cpu").method == FORK else 40
     outcome = run_model(bert.TestBertModels, project, str(hang), "cpu",
-                        settings(isolated / "results", timeout_s=15))  # fmt: skip
-    assert time.monotonic() - start < 15 + 10
+                        settings(isolated / "results", timeout_s=limit))  # fmt: skip
+    assert time.monotonic() - start < limit + 10
     record = outcome.record
-    assert record["environment"]["process"]["method"] == FORK  # no import: it hangs at once
     assert record["status"] == "timeout"
-    assert record["reason"].startswith("no result within 15 s (--timeout); killed")
+    assert record["reason"].startswith(f"no result within {limit} s (--timeout); killed")
     tail = "\n".join(record["crash"]["output_tail"])
     assert "modeling_fault.py" in tail and "misbehave" in tail  # faulthandler's stack dump
     assert json.loads(outcome.path.read_text())["status"] == "timeout"

@@ -229,6 +229,8 @@ def test_hanging_crashing_and_corrupt_models_are_recorded_and_the_rest_kept(work
     assert "Segmentation fault" in "\n".join(crashed["crash"]["output_tail"])
     broken = record[str(corrupt)]
     assert broken["status"] == "error" and "SafetensorError" in broken["reason"]
+    # every model's process forked from the session's (torch imported once)
+    assert {r["environment"]["process"]["method"] for r in record.values()} == {"fork"}
     cases = ET.parse(results / "junit" / "bert-cpu.xml").getroot().iter("testcase")
     assert len(list(cases)) == 4
 

@@ -201,14 +201,15 @@ def test_a_measurement_cut_short_keeps_the_tests_verdict(family, isolated):
     says in its performance block why the figures are missing."""
     from families_helpers import family_test
 
+    from hfmatrix.forking import FORK, start_for
     from hfmatrix.runner import RunSettings, run_model
 
     test = family_test(family)
     endless = PerfSettings(warmup=0, iterations=1, duration_s=600.0)
-    run = RunSettings(results_dir=isolated / "results", performance=endless, timeout_s=10)
+    limit = 10 if start_for("cpu").method == FORK else 30  # a fresh interpreter imports first
+    run = RunSettings(results_dir=isolated / "results", performance=endless, timeout_s=limit)
     record = run_model(type(test), test.project, "tiny", "cpu", run).record
-    assert record["environment"]["process"]["method"] == "fork"  # its tests take a second
     assert (record["status"], record["reason"]) == ("passed", "")
     assert record["tests"]["from_pretrained"]["status"] == "passed"
-    assert record["performance"]["error"].startswith("timeout: no result within 10 s")
+    assert record["performance"]["error"].startswith(f"timeout: no result within {limit} s")
     assert "pending" not in record["performance"] and record["crash"]["signal"] == "SIGKILL"
