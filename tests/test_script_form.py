@@ -70,7 +70,7 @@ def test_a_bare_python_is_named_the_set_up_step(tmp_path):
     )
 
 
-def test_the_nox_command_picks_the_session_by_hardware(isolated):
+def test_the_nox_command_picks_the_session_by_hardware():
     from hfmatrix.project import Project
 
     project = Project(ROOT)

@@ -25,6 +25,7 @@ from typing import Any
 from tabulate import tabulate
 
 from hfmatrix.cli import OneLineParser, count_value, positive
+from hfmatrix.merge import load, record_files
 from hfmatrix.project import Project
 
 PARTS = ("timer", "overhead", "envs", "imports", "suite")
@@ -269,14 +270,14 @@ def one_import(project: Project, family: str, repeats: int) -> bool:
         matrix = [*nox, "-t", "cpu", "--", "--model", "tiny"]
         timed([*matrix, "--results-dir", str(work / "warmup")], project.root)  # builds them
         session = [*nox, "-s", f"{family}(hardware='cpu')", "--", "--model", "tiny"]
-        alone = best_nox(repeats, session, work, project.root)
+        alone, _ = best_nox(repeats, session, work, project.root)
         copies = [shutil.copytree(project.root / "tiny" / family, work / f"copy{i}")
                   for i in range(EXTRA_COPIES)]  # fmt: skip
         more = [*session, *(arg for c in copies for arg in ("--model", str(c)))]
         # the untrained copies fail the class oracle as local models: a result, timed too
-        with_copies, out = best_nox(repeats, more, work, project.root, True, (0, 1))
-        own = sum(r["duration_s"] for r in records(out) if r["tier"] != "tiny")
-        whole = best_nox(repeats, matrix, work, project.root)
+        with_copies, out = best_nox(repeats, more, work, project.root, accept=(0, 1))
+        own = sum(r["duration_s"] for r in map(load, record_files(out)) if r["tier"] != "tiny")
+        whole, _ = best_nox(repeats, matrix, work, project.root)
     extra = (with_copies - alone - own) / EXTRA_COPIES
     rows = [
         [f"{family} session, tiny only", f"{alone:.1f}", f"floor {floors[family]:.1f}",
@@ -304,22 +305,14 @@ def best_floor(project: Project, family: str, repeats: int) -> float:
 
 
 def best_nox(
-    repeats: int, command: list[str], work: Path, cwd: Path, keep: bool = False, accept=(0,)
-) -> Any:
-    """The fastest wall time of a nox run into a fresh results dir (and that dir, if kept)."""
-    best, kept = float("inf"), None
+    repeats: int, command: list[str], work: Path, cwd: Path, accept: tuple = (0,)
+) -> tuple[float, Path]:
+    """The fastest wall time of a nox run into a fresh results dir, and that run's dir."""
+    runs = []
     for _ in range(repeats):
         out = Path(tempfile.mkdtemp(dir=work))
-        seconds = timed([*command, "--results-dir", str(out)], cwd, accept=accept)
-        if seconds < best:
-            best, kept = seconds, out
-    return (best, kept) if keep else best
-
-
-def records(out: Path) -> list[dict[str, Any]]:
-    import json
-
-    return [json.loads(path.read_text(encoding="utf-8")) for path in out.glob("raw/*/*.json")]
+        runs.append((timed([*command, "--results-dir", str(out)], cwd, accept=accept), out))
+    return min(runs)
 
 
 def suite(project: Project) -> bool:

@@ -28,11 +28,11 @@ def run_where_installed(script: Path, argv: list[str]) -> None:
     try:
         project = Project.find(script.parent)
         stack = os.environ.get(STACK_ENV) or project.default_stack().name
-        models = project.select_models(family, args.model, args.all_models, args.representative)
+        project.select_models(family, args.model, args.all_models, args.representative)  # valid?
         hardware = list(dict.fromkeys(args.hardware)) or ["cpu"]
         check_dtype(hardware, args.dtype)
         perf_settings(args)
-        missing = lacking(project, family, hardware, models, stack)
+        missing = lacking(project, family, hardware, stack)
         if not missing:
             return  # a prepared environment: the script runs here
         nox = nox_command(project, family, stack, hardware, args.all_hardware, argv)
@@ -44,7 +44,7 @@ def run_where_installed(script: Path, argv: list[str]) -> None:
     os.execv(sys.executable, nox)
 
 
-def lacking(project: Project, family: str, hardware: list[str], models: list, stack: str) -> list:
+def lacking(project: Project, family: str, hardware: list[str], stack: str) -> list[str]:
     """The packages of the family's requirements (and the harness's) that this Python lacks.
     One it has in another version runs in place, as any prepared environment does."""
     wanted = [r for hw in hardware for r in project.install_requirements(family, hw, [], stack)]
