@@ -4,13 +4,17 @@ frozen tiny checkpoint (or a private copy to break), and records of runs that ch
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
+import os
+import pickle
 import shutil
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -47,6 +51,27 @@ def session_env(tmp_path_factory) -> Callable[[], contextlib.AbstractContextMana
             yield root
 
     return environment
+
+
+@pytest.fixture(scope="session")
+def once(tmp_path_factory) -> Callable[[str, Callable[[Path], Any]], Any]:
+    """(name, compute) -> compute(its own directory), run once for the whole test run by
+    whichever pytest-xdist worker asks first; the others wait for it and get its (pickled)
+    result. For the end-to-end runs that several tests read."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+    def get(name: str, compute: Callable[[Path], Any]) -> Any:
+        saved = shared / f"{name}.pickle"
+        with (shared / f"{name}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            if not saved.exists():
+                directory = shared / name
+                directory.mkdir(exist_ok=True)
+                saved.write_bytes(pickle.dumps(compute(directory)))
+            return pickle.loads(saved.read_bytes())
+
+    return get
 
 
 @pytest.fixture(scope="session")
@@ -154,3 +179,10 @@ def hub(isolated, monkeypatch) -> Iterator[Callable[[Callable], str]]:
     sources._probe.cache_clear()
     for server in servers:
         server.shutdown()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The end-to-end modules first (each module's tests kept together), so that the
+    longest tests start early and the workers finish together."""
+    slow = {item.module for item in items if item.get_closest_marker("e2e")}
+    items.sort(key=lambda item: item.module not in slow)

@@ -3,7 +3,6 @@ script and pytest forms of a family module. What every family checks: test_famil
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -86,27 +85,25 @@ def script(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_script_runs_and_writes_records(isolated):
-    pytest.importorskip("torch")
-    done = script("--model", "tiny", "--model", "bert-base-uncased", "--all-hardware")
-    assert done.returncode == 0, done.stderr
-    raw = isolated / "results" / "raw"
-    assert sorted(records_by_model(isolated / "results")) == ["bert-base-uncased", "tiny-bert"]
-    assert {p.parent.name for p in raw.glob("*/*.json")} == {"bert-cpu"}
-    assert "[1/2] bert: tiny-bert on cpu" in done.stdout
-    record = records_by_model(isolated / "results", "bert-cpu")["tiny-bert"]
-    assert record["status"] == "passed"
-    assert record["environment"]["process"]["method"] == "fork"  # torch imported once
-    assert Path(record["log"]).is_file()
-
-
-def test_script_fails_when_a_model_fails(isolated):
+    """One script run: the tiny model passes, forked; the hub id is a skip; a directory
+    without a model is an error record, and the run exits 1."""
     pytest.importorskip("torch")
     empty = isolated / "not-a-model"
     empty.mkdir()
-    done = script("--model", str(empty))
-    assert done.returncode == 1
-    record = json.loads(next((isolated / "results" / "raw").glob("*/*.json")).read_text())
-    assert record["status"] == "error" and record["tier"] == "local"
+    done = script("--model", "tiny", "--model", "bert-base-uncased", "--model", str(empty),
+                  "--all-hardware")  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    raw = isolated / "results" / "raw"
+    records = records_by_model(isolated / "results", "bert-cpu")
+    assert sorted(records) == sorted(["bert-base-uncased", "tiny-bert", str(empty)])
+    assert {p.parent.name for p in raw.glob("*/*.json")} == {"bert-cpu"}
+    assert "[1/3] bert: tiny-bert on cpu" in done.stdout
+    record = records["tiny-bert"]
+    assert record["status"] == "passed"
+    assert record["environment"]["process"]["method"] == "fork"  # torch imported once
+    assert Path(record["log"]).is_file()
+    assert records["bert-base-uncased"]["status"] == "skipped"
+    assert records[str(empty)]["status"] == "error" and records[str(empty)]["tier"] == "local"
 
 
 @pytest.mark.parametrize(

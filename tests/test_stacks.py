@@ -41,9 +41,9 @@ def pickle_only_checkpoint(directory: Path, marker: Path) -> Path:
     return directory
 
 
-@pytest.fixture(scope="module")
-def stack_runs(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path, Path]:
-    tmp = tmp_path_factory.mktemp("stacks")
+def run_stacks(tmp: Path) -> tuple[subprocess.CompletedProcess, Path, Path]:
+    """The bert session of every stack, on a project whose tiny files have one weight
+    changed, with the tiny model and a pickle-only checkpoint."""
     project = project_copy(tmp / "project")
     perturb_weight(project / "tiny" / "bert", "bert.embeddings.word_embeddings.weight", FIRST)
     marker = tmp / "unpickled-code-ran"
@@ -57,6 +57,11 @@ def stack_runs(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path, Pat
                str(checkpoint)]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
     return done, tmp / "results", marker
+
+
+@pytest.fixture(scope="module")
+def stack_runs(once) -> tuple[subprocess.CompletedProcess, Path, Path]:
+    return once("stack-sessions", run_stacks)
 
 
 def test_a_changed_committed_weight_fails_on_every_stack(stack_runs):
