@@ -134,15 +134,15 @@ def comparable(summary: dict) -> dict:
 def test_the_ci_flow_on_one_machine_merges_to_the_one_machine_report(bert_run, workspace):
     """Each bert session into its own results dir, as separate CI jobs would, then one report
     over them: the same summary as one machine running every session into one dir."""
-    _, single = bert_run
+    _, single = bert_run  # its environments too: no other test uses them
     tmp, env = workspace
     jobs = [tmp / "ci" / f"job-{index}" for index in range(len(BERT_SESSIONS))]
     for session, job in zip(BERT_SESSIONS, jobs, strict=True):
-        done = nox(ROOT / "noxfile.py", env, "--envdir", str(tmp / "envs"), "-s", session,
+        done = nox(ROOT / "noxfile.py", env, "--envdir", str(single / "envs"), "-s", session,
                    "--", "--results-dir", str(job))  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]
     merged = tmp / "ci" / "merged"
-    done = nox(ROOT / "noxfile.py", env, "--envdir", str(tmp / "envs"), "-s", "report", "--",
+    done = nox(ROOT / "noxfile.py", env, "--envdir", str(single / "envs"), "-s", "report", "--",
                *map(str, jobs), "--results-dir", str(merged))  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     ours, theirs = (
@@ -163,22 +163,6 @@ def test_report_environment_has_no_torch(bert_run):
     _, tmp = bert_run
     python = tmp / "envs" / "report" / "bin" / "python"
     assert subprocess.run([python, "-c", "import torch"], capture_output=True).returncode != 0
-
-
-def test_posargs_reach_the_run(workspace):
-    tmp, env = workspace
-    results = tmp / "posargs"
-    perf = ("--performance", "--perf-warmup", "1", "--perf-iterations", "3", "--perf-duration",
-            "0.1", "--perf-batch-size", "2")  # fmt: skip
-    args = ("-s", "bert(hardware='cpu')", "--", "--model", "tiny", "--results-dir", str(results))
-    done = nox(ROOT / "noxfile.py", env, "--envdir", str(tmp / "envs"), *args, *perf)
-    assert done.returncode == 0, done.stderr[-3000:]
-    records = records_by_model(results, "bert-cpu")
-    assert list(records) == ["tiny-bert"]
-    block = records["tiny-bert"]["performance"]
-    assert block["settings"] == {"warmup": 1, "iterations": 3, "duration_s": 0.1,
-                                 "batch_size": 2, "new_tokens": 32}  # fmt: skip
-    assert block["targets"]["forward"]["latency"]["count"] >= 3
 
 
 def test_unknown_flag_exits_2_in_one_line(workspace):
@@ -203,18 +187,29 @@ def test_invalid_requirement_exits_2_naming_file_and_line(workspace):
     assert f"{spec}:3: invalid requirement 'torch>>2.4'" in done.stderr.strip().splitlines()[-1]
 
 
-def test_a_model_whose_extras_fail_to_install_is_an_error_record(workspace):
+PERF = ("--performance", "--perf-warmup", "1", "--perf-iterations", "3", "--perf-duration",
+        "0.1", "--perf-batch-size", "2")  # fmt: skip
+
+
+def test_posargs_reach_the_run_and_failed_extras_are_an_error_record(workspace):
+    """A model whose additional_deps fail to install is its error record; the others run,
+    with the session's arguments (the performance settings) reaching them."""
     tmp, env = workspace
     copy = project_copy(tmp / "bad-extras")
     overrides = {"bert-base-uncased": {"additional_deps": ["packaging<0"]}}
     (copy / "overrides.json").write_text(json.dumps(overrides))
     results = tmp / "extras-results"
-    done = nox(copy / "noxfile.py", env, "--envdir", str(tmp / "envs"),
-               "-s", "bert(hardware='cpu')", "--", "--results-dir", str(results))  # fmt: skip
+    done = nox(copy / "noxfile.py", env, "--envdir", str(tmp / "envs"), "-s",
+               "bert(hardware='cpu')", "--", "--results-dir", str(results), *PERF)  # fmt: skip
     assert done.returncode == 1
-    hub = records_by_model(results)["bert-base-uncased"]
+    records = records_by_model(results, "bert-cpu")
+    hub = records["bert-base-uncased"]
     assert hub["status"] == "error" and "packaging<0" in hub["reason"]
-    assert records_by_model(results)["tiny-bert"]["status"] == "passed"
+    assert records["tiny-bert"]["status"] == "passed"
+    block = records["tiny-bert"]["performance"]
+    assert block["settings"] == {"warmup": 1, "iterations": 3, "duration_s": 0.1,
+                                 "batch_size": 2, "new_tokens": 32}  # fmt: skip
+    assert block["targets"]["forward"]["latency"]["count"] >= 3
 
 
 def test_hanging_crashing_and_corrupt_models_are_recorded_and_the_rest_kept(workspace, built_tiny):
@@ -274,19 +269,3 @@ def test_prepared_machine_runs_in_the_current_environment_after_checking_it(work
     assert record["status"] == "passed"
     assert record["environment"]["packages"]["hfmatrix"]
     assert not (results / "raw" / "bert-openvino").exists()
-
-
-def test_a_stack_session_runs_on_its_own_transformers(workspace):
-    """bert on the tf4 stack: an environment of its own with transformers 4.57 (the stack's
-    pin resolved with the family's), where the tiny checkpoint passes."""
-    tmp, env = workspace
-    copy = project_copy(tmp / "tf4-project")
-    results = tmp / "tf4-results"
-    done = nox(copy / "noxfile.py", env, "--envdir", str(tmp / "envs"),
-               "-s", "bert-tf4(hardware='cpu')", "--", "--model", "tiny",
-               "--results-dir", str(results))  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    record = records_by_model(results)["tiny-bert"]
-    assert record["status"] == "passed", record.get("reason")
-    assert record["environment"]["transformers"].startswith("4.57"), record["environment"]
-    assert (results / "junit" / "bert-tf4-cpu.xml").is_file()

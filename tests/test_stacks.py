@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from families_helpers import FIRST, perturb_weight, records_by_model
+from families_helpers import FIRST, ROOT, perturb_weight, records_by_model
 from faults import project_copy
 
 pytestmark = pytest.mark.e2e
@@ -94,3 +94,22 @@ def test_a_pickle_only_checkpoint_is_refused_on_the_oldest_stack(stack_runs):
     assert "only pickle weights (pytorch_model.bin)" in record["reason"]
     assert "--allow-pickle" in record["reason"]
     assert not marker.exists()
+
+
+def test_a_stack_session_runs_on_its_own_transformers(stack_runs, tmp_path):
+    """bert on the tf4 stack, the project as committed: an environment of its own with
+    transformers 4.57 (the stack's pin resolved with the family's), where the tiny
+    checkpoint passes."""
+    envs = stack_runs[1].parent / "envs"  # no other test uses them
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NOX_")}
+    env.update(HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1")
+    results = tmp_path / "results"
+    command = [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "--reuse-venv",
+               "yes", "--envdir", str(envs), "-s", "bert-tf4(hardware='cpu')", "--", "--model",
+               "tiny", "--results-dir", str(results)]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = records_by_model(results)["tiny-bert"]
+    assert record["status"] == "passed", record.get("reason")
+    assert record["environment"]["transformers"].startswith("4.57"), record["environment"]
+    assert (results / "junit" / "bert-tf4-cpu.xml").is_file()
