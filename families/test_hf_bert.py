@@ -11,20 +11,48 @@ if __name__ == "__main__":  # where torch is missing, the arguments run in the f
 
     run_in_family_environment(__file__)
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from transformers import (
+    AlbertConfig,
+    AlbertForMaskedLM,
+    AlbertTokenizer,
     AutoModelForMaskedLM,
     AutoTokenizer,
     BertConfig,
     BertForMaskedLM,
     BertTokenizer,
+    CamembertConfig,
+    CamembertForMaskedLM,
+    CamembertTokenizer,
+    DebertaV2Config,
+    DebertaV2ForMaskedLM,
+    DebertaV2Tokenizer,
+    DistilBertConfig,
+    DistilBertForMaskedLM,
+    DistilBertTokenizer,
+    ElectraConfig,
+    ElectraForMaskedLM,
+    ElectraTokenizer,
+    RobertaConfig,
+    RobertaForMaskedLM,
+    RobertaTokenizer,
+    XLMRobertaConfig,
+    XLMRobertaForMaskedLM,
+    XLMRobertaTokenizer,
     pipeline,
 )
 
 from hfmatrix import likelihood
-from hfmatrix.checkpoints import seed_parameters, vocab_sha256, weights_sha256
+from hfmatrix.checkpoints import (
+    byte_symbols,
+    grown_bpe,
+    seed_parameters,
+    vocab_sha256,
+    weights_sha256,
+)
 from hfmatrix.checks import Check, close, equal, truth
 from hfmatrix.cli import family_main
 from hfmatrix.harness import FamilyTest
@@ -92,7 +120,8 @@ PUBLISHED = {
     "distilbert/distilbert-base-uncased": DISTILBERT_BASE_UNCASED,
 }
 
-# The tiny checkpoint's WordPiece vocabulary (special tokens, characters, words, suffixes).
+# The tiny checkpoints' vocabularies: the same English words in each class's own kind of
+# tokenizer (WordPiece, byte-level BPE, SentencePiece Unigram), with its special tokens.
 WORDS = [
     "the", "of", "and", "to", "in", "is", "was", "for", "on", "that", "with", "as", "by", "it",
     "at", "from", "his", "an", "were", "are", "which", "this", "be", "or", "has", "had", "not",
@@ -102,35 +131,86 @@ WORDS = [
     "up", "such", "used", "many", "can", "state", "about", "national", "out", "known",
     "university", "united", "then", "made", "paris", "france", "capital", "river", "country",
 ]  # fmt: skip
-VOCAB = [
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+VOCAB = [  # WordPiece: BERT, DistilBERT, ELECTRA
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *".,!?'",
-    *"abcdefghijklmnopqrstuvwxyz", *(f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"),
-    *WORDS, "##s", "##ed", "##ing", "##ly",
+    *LETTERS, *(f"##{c}" for c in LETTERS), *WORDS, "##s", "##ed", "##ing", "##ly",
 ]  # fmt: skip
-TINY_CONFIG = dict(  # transformers' BertModelTester sizes, with the vocabulary above
-    vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-    intermediate_size=37, max_position_embeddings=64, type_vocab_size=2,
+BPE_VOCAB, BPE_MERGES = grown_bpe(  # byte-level BPE: RoBERTa
+    ["<s>", "<pad>", "</s>", "<unk>", *byte_symbols()], WORDS, prefix="Ġ"
+)
+BPE_VOCAB["<mask>"] = len(BPE_VOCAB)
+UNIGRAM = [  # SentencePiece Unigram pieces and scores, after each class's special tokens
+    ("▁", -3.0),
+    *((f"▁{word}", round(-4.0 - 0.01 * i, 2)) for i, word in enumerate(WORDS)),
+    *((suffix, -7.0) for suffix in ("s", "ed", "ing", "ly")),
+    *((c, round(-9.0 - 0.01 * i, 2)) for i, c in enumerate(f"{LETTERS}.,!?'")),
+]
+
+
+CAMEMBERT_SPECIAL = [(t, 0.0) for t in ("<s>NOTUSED", "<pad>", "</s>NOTUSED", "<unk>", "<s>", "</s>")]
+
+
+def pieces(*special: str) -> list[tuple[str, float]]:
+    return [*((token, 0.0) for token in special), *UNIGRAM]
+
+
+SIZES = dict(  # transformers' model testers' sizes
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+    max_position_embeddings=64,
 )  # fmt: skip
+ROBERTA_SIZES = dict(SIZES, max_position_embeddings=66, type_vocab_size=1)  # 2 + positions
 SEED, INIT_STD = 1234, 0.5
 
-# Golden values of the tiny checkpoint: its weights and vocabulary as loaded, and its
-# outputs on PROMPT (fp32, CPU).
-GOLDEN_WEIGHTS_SHA256 = "1dcb03da1e1257e6c7b29b6468753c0ab1688b3647fb8595d73fb72910179537"
-GOLDEN_VOCAB_SHA256 = "b54f7e7611fc482db4d63cf6f293c7e4ff3cf41e44d46e2ac52cd7408975497f"
-GOLDEN_INPUT_IDS = [2, 137, 67, 62, 4, 63, 138, 5, 3]
-GOLDEN_CASED_IDS = [2, 137, 67, 62, 139, 63, 138, 7, 3]
-GOLDEN_LOGITS = [  # logits[0, :3, :5]
-    [1.657873, 2.209316, -4.001397, 0.116846, 0.058523],
-    [1.933452, 2.66137, -4.698655, -0.237187, -0.071769],
-    [2.204022, 3.25332, -5.288403, -0.192979, -0.88368],
-]
-GOLDEN_LOGITS_STATS = [  # per position: mean and std of the logits over the vocabulary
-    [0.275669, 3.842459], [0.215258, 3.766723], [0.131036, 3.67106],
-    [0.41283, 3.366697], [0.417579, 3.465505], [0.224718, 3.891962],
-    [0.268184, 3.827034], [0.144969, 3.65077], [0.307738, 3.639375],
-]  # fmt: skip
-GOLDEN_TOP_TOKENS = ["##r", "##o", "after", "t", "##ly"]
-GOLDEN_TOP_SCORES = [0.257127, 0.241528, 0.120213, 0.074307, 0.039298]
+
+def recipe(model_class, config, tokenizer) -> Callable[[Path], None]:
+    """A tiny checkpoint: ``model_class(config)`` with seeded weights, and ``tokenizer()``."""
+
+    def build(path: Path) -> None:
+        model = model_class(config)
+        seed_parameters(model, SEED, INIT_STD)
+        model.save_pretrained(path)
+        tokenizer().save_pretrained(path)
+
+    return build
+
+
+def wordpiece(tokenizer_class) -> Callable[[], object]:
+    return lambda: tokenizer_class(vocab={token: i for i, token in enumerate(VOCAB)})
+
+
+V, U = len(VOCAB), len(UNIGRAM)
+BERT_CONFIG = dict(vocab_size=V, type_vocab_size=2, **SIZES)
+TINY = {  # tiny model id -> recipe: one per class the family tests
+    "tiny-bert": recipe(BertForMaskedLM, BertConfig(**BERT_CONFIG), wordpiece(BertTokenizer)),
+    "tiny-distilbert": recipe(
+        DistilBertForMaskedLM,
+        DistilBertConfig(vocab_size=V, dim=32, n_layers=2, n_heads=4, hidden_dim=37,
+                         max_position_embeddings=64),
+        wordpiece(DistilBertTokenizer)),
+    "tiny-electra": recipe(ElectraForMaskedLM,
+                           ElectraConfig(vocab_size=V, embedding_size=16, **SIZES),
+                           wordpiece(ElectraTokenizer)),
+    "tiny-roberta": recipe(
+        RobertaForMaskedLM, RobertaConfig(vocab_size=len(BPE_VOCAB), **ROBERTA_SIZES),
+        lambda: RobertaTokenizer(vocab=BPE_VOCAB, merges=BPE_MERGES)),
+    "tiny-xlm-roberta": recipe(
+        XLMRobertaForMaskedLM, XLMRobertaConfig(vocab_size=U + 5, **ROBERTA_SIZES),
+        lambda: XLMRobertaTokenizer(vocab=pieces("<s>", "<pad>", "</s>", "<unk>", "<mask>"))),
+    "tiny-camembert": recipe(  # CamemBERT's own layout: unused <s> and </s> first
+        CamembertForMaskedLM,
+        CamembertConfig(vocab_size=U + 7, bos_token_id=4, eos_token_id=5, **ROBERTA_SIZES),
+        lambda: CamembertTokenizer(vocab=[*CAMEMBERT_SPECIAL, *UNIGRAM, ("<mask>", 0.0)])),
+    "tiny-albert": recipe(
+        AlbertForMaskedLM, AlbertConfig(vocab_size=U + 5, embedding_size=16, **SIZES),
+        lambda: AlbertTokenizer(vocab=pieces("<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"))),
+    "tiny-deberta-v2": recipe(
+        DebertaV2ForMaskedLM,
+        DebertaV2Config(vocab_size=U + 5, relative_attention=True, position_biased_input=False,
+                        pos_att_type=["p2c", "c2p"], type_vocab_size=0, **SIZES),
+        lambda: DebertaV2Tokenizer(vocab=pieces("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"),
+                                   unk_id=1)),
+}  # fmt: skip
 
 
 class TestBertModels(FamilyTest):
@@ -141,13 +221,7 @@ class TestBertModels(FamilyTest):
     auto_processor = AutoTokenizer
     openvino_class = "OVModelForMaskedLM"
     published = PUBLISHED
-
-    def build_tiny(self, path: Path) -> None:
-        tokenizer = BertTokenizer(vocab={token: i for i, token in enumerate(VOCAB)})
-        model = BertForMaskedLM(BertConfig(**TINY_CONFIG))
-        seed_parameters(model, SEED, INIT_STD)
-        model.save_pretrained(path)
-        tokenizer.save_pretrained(path)
+    tiny_recipes = TINY
 
     def prompt(self, tokenizer) -> str:
         return PROMPT.format(mask=tokenizer.mask_token)
@@ -167,8 +241,8 @@ class TestBertModels(FamilyTest):
             truth("scores_descending", scores == sorted(scores, reverse=True), str(scores)),
         ]
         if self.tier == "tiny":
-            checks.append(equal("top_k_tokens", tokens, GOLDEN_TOP_TOKENS))
-            checks.append(close("top_k_scores", scores, GOLDEN_TOP_SCORES, ATOL))
+            checks.append(self.golden_check("top_k_tokens", tokens))
+            checks.append(self.golden_check("top_k_scores", scores, ATOL))
         return checks
 
     def from_pretrained_checks(self, model, tokenizer, logits) -> list[Check]:
@@ -185,14 +259,15 @@ class TestBertModels(FamilyTest):
                   top.values, ATOL),
         ]  # fmt: skip
         if self.tier == "tiny":
-            checks.append(equal("weights_sha256", weights_sha256(model), GOLDEN_WEIGHTS_SHA256))
-            checks.append(equal("vocab_sha256", vocab_sha256(tokenizer), GOLDEN_VOCAB_SHA256))
-            checks.append(equal("input_ids", input_ids, GOLDEN_INPUT_IDS))
-            cased_ids = tokenizer(CASED_TEXT)["input_ids"]
-            checks.append(equal("normalised_input_ids", cased_ids, GOLDEN_CASED_IDS))
-            checks.append(close("logits_slice", logits[0, :3, :5], GOLDEN_LOGITS, ATOL))
             stats = torch.stack([logits[0].mean(-1), logits[0].std(-1)], dim=-1)
-            checks.append(close("logits_stats", stats, GOLDEN_LOGITS_STATS, ATOL))
+            checks += [
+                self.golden_check("weights_sha256", weights_sha256(model)),
+                self.golden_check("vocab_sha256", vocab_sha256(tokenizer)),
+                self.golden_check("input_ids", input_ids),
+                self.golden_check("normalised_input_ids", tokenizer(CASED_TEXT)["input_ids"]),
+                self.golden_check("logits_slice", logits[0, :3, :5], ATOL),  # [0, :3, :5]
+                self.golden_check("logits_stats", stats, ATOL),  # per position: mean, std
+            ]
         return checks
 
     def top_k(self, model, tokenizer, text: str) -> tuple[list[int], list[float]]:

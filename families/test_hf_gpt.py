@@ -27,7 +27,7 @@ from transformers import (
     pipeline,
 )
 
-from hfmatrix.checkpoints import seed_parameters, vocab_sha256, weights_sha256
+from hfmatrix.checkpoints import byte_symbols, seed_parameters, vocab_sha256, weights_sha256
 from hfmatrix.checks import Check, close, equal
 from hfmatrix.cli import family_main
 from hfmatrix.generation import (
@@ -82,13 +82,6 @@ MERGES = [
     "Ġfore st",
 ]  # fmt: skip
 EOS = "<|endoftext|>"
-
-
-def byte_symbols() -> list[str]:
-    """GPT-2's printable stand-ins for the 256 bytes, in byte order (its bytes_to_unicode)."""
-    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
-    shifted = iter(range(256, 512))
-    return [chr(b) if b in printable else chr(next(shifted)) for b in range(256)]
 
 
 VOCAB = [*byte_symbols(), *(merge.replace(" ", "") for merge in MERGES), EOS]

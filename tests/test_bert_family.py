@@ -42,7 +42,7 @@ def test_checkpoint_without_mlm_head_is_reported(family, tmp_path):
     from transformers import BertConfig, BertModel, BertTokenizer
 
     directory = tmp_path / "encoder-only"
-    BertModel(BertConfig(**family.TINY_CONFIG)).save_pretrained(directory)
+    BertModel(BertConfig(**family.BERT_CONFIG)).save_pretrained(directory)
     vocab = {token: i for i, token in enumerate(family.VOCAB)}
     BertTokenizer(vocab=vocab).save_pretrained(directory)
     record = run(family, str(directory))
@@ -74,8 +74,8 @@ def test_missing_tiny_files_are_an_error_record_that_says_how_to_make_them(famil
     (tiny_copy / "config.json").unlink()
     record = run(family)
     assert record["status"] == "error"
-    assert "the tiny checkpoint of bert is missing" in record["reason"]
-    assert "nox -s freeze -- --family bert" in record["reason"]
+    assert "the tiny checkpoint tiny-bert is missing" in record["reason"]
+    assert "nox -s freeze -- --model tiny-bert" in record["reason"]
     assert record["environment"]["python"]
 
 
@@ -90,7 +90,7 @@ def test_script_runs_and_writes_records(isolated):
     pytest.importorskip("torch")
     empty = isolated / "not-a-model"
     empty.mkdir()
-    done = script("--model", "tiny", "--model", "bert-base-uncased", "--model", str(empty),
+    done = script("--model", "tiny-bert", "--model", "bert-base-uncased", "--model", str(empty),
                   "--all-hardware")  # fmt: skip
     assert done.returncode == 1, done.stderr
     raw = isolated / "results" / "raw"

@@ -302,7 +302,7 @@ def test_tiny_checkpoint_passes_with_numbers(family, tiny_record, built_tiny):
 def test_committed_tiny_files_are_the_recipe_on_the_reference_stack(family, built_tiny):
     """tiny/<family>/ holds what build_tiny writes on this (the default) stack: the same
     weights as loaded and the same vocabulary or processor settings."""
-    assert freeze.differences(Project(ROOT), name(family)) == {}
+    assert freeze.differences(Project(ROOT), name(family), f"tiny-{name(family)}") == {}
     assert_names(
         set(checkpoints.describe(built_tiny(family))["files"]), EXPECTED[name(family)].files
     )
@@ -312,12 +312,13 @@ def test_freeze_check_names_a_changed_file_and_freeze_restores_it(tmp_path, monk
     project = project_copy(tmp_path / "project")
     perturb_weight(project / "tiny" / "bert", "bert.embeddings.word_embeddings.weight", FIRST)
     monkeypatch.chdir(project)
-    assert commands.main(["freeze", "--check", "--family", "bert"]) == 1
-    assert "bert: weights_sha256 recipe" in capsys.readouterr().out
-    assert commands.main(["freeze", "--family", "bert"]) == 0
-    assert commands.main(["freeze", "--check", "--family", "bert"]) == 0
+    assert commands.main(["freeze", "--check", "--model", "tiny-bert"]) == 1
+    assert "tiny-bert: weights_sha256 recipe" in capsys.readouterr().out
+    assert commands.main(["freeze", "--model", "tiny-bert"]) == 0
+    assert commands.main(["freeze", "--check", "--model", "tiny-bert"]) == 0
     assert "the frozen files are the recipe" in capsys.readouterr().out
     assert commands.main(["freeze", "--family", "nope"]) == 2
+    assert commands.main(["freeze", "--model", "bert-base-uncased"]) == 2
 
 
 @each_family

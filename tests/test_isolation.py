@@ -125,7 +125,7 @@ def test_a_killed_session_keeps_finished_records_and_leaves_no_child(bert, tiny,
     hang = fault_checkpoint(tiny, isolated / "hang", "hang")
     project = project_copy(isolated / "project", trusted(hang))
     out = isolated / "results"
-    session = run_script(project, "--model", "tiny", "--model", str(hang),
+    session = run_script(project, "--model", "tiny-bert", "--model", str(hang),
                          "--allow-remote-code", "--results-dir", str(out),
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
     deadline = time.monotonic() + 240
@@ -212,7 +212,8 @@ def test_concurrent_sessions_into_one_results_dir_keep_every_record(isolated):
     runs = [
         run_script(project, *args, "--results-dir", str(out), stdout=subprocess.PIPE,
                    stderr=subprocess.STDOUT)
-        for args in (["--model", "tiny"], ["--model", "bert-base-uncased", "--model", "tiny"])
+        for args in (["--model", "tiny-bert"], ["--model", "bert-base-uncased", "--model",
+                                                "tiny-bert"])
     ]  # fmt: skip
     for run in runs:
         output, _ = run.communicate(timeout=300)

@@ -175,27 +175,36 @@ def test_families_and_hardware(project):
 
 def test_family_models_tiny_first(project):
     ids = [m.model_id for m in project.family_models("bert")]
-    assert ids[0] == "tiny-bert"
-    assert ids[1:] == sorted(ids[1:])
+    assert ids[:8] == sorted(BERT_TINY)
+    assert ids[8:] == sorted(ids[8:])
     assert set(ids) == {m for m, e in project.models.items() if e.family == "bert"}
 
 
+BERT_TINY = ["tiny-bert", "tiny-albert", "tiny-camembert", "tiny-deberta-v2", "tiny-distilbert",
+             "tiny-electra", "tiny-roberta", "tiny-xlm-roberta"]  # fmt: skip
+
+
 def test_select_models_default(project):
-    assert project.select_models("bert", [], False) == ["tiny-bert", "bert-base-uncased"]
+    """Every class's tiny checkpoint (the family's own class first), then the default."""
+    assert project.select_models("bert", [], False) == [*BERT_TINY, "bert-base-uncased"]
+    assert {project.models[m].model_class for m in BERT_TINY} == set(
+        project.family_spec("bert").architectures
+    )
 
 
 def test_select_models_tiny_alias_and_dedup(project):
-    assert project.select_models("bert", ["tiny"], False) == ["tiny-bert"]
+    assert project.select_models("bert", ["tiny"], False) == BERT_TINY
+    assert project.select_models("bert", ["tiny-roberta"], False) == ["tiny-roberta"]
     chosen = project.select_models(
-        "bert", ["bert-large-uncased", "tiny", "tiny-bert", "bert-large-uncased"], False
+        "bert", ["bert-large-uncased", "tiny-bert", "tiny", "bert-large-uncased"], False
     )
-    assert chosen == ["bert-large-uncased", "tiny-bert"]
+    assert chosen == ["bert-large-uncased", *BERT_TINY]
 
 
 def test_select_models_all(project):
     expected = [m.model_id for m in project.family_models("bert")]
     assert project.select_models("bert", [], True) == expected
-    assert len(expected) == 4
+    assert len(expected) == 17 and expected[:8] == sorted(BERT_TINY)
     for args in ((["tiny"], True, None), (["tiny"], False, 2), ([], True, 1)):
         with pytest.raises(UserError, match="one of --model, --all-models and --representative"):
             project.select_models("bert", *args)
@@ -369,11 +378,18 @@ def test_representative_takes_the_most_downloaded_of_each_class(tmp_path):
 
 
 def test_select_models_representative(project):
-    assert project.select_models("bert", [], False, 1) == [
-        "tiny-bert",
+    chosen = project.select_models("bert", [], False, 1)
+    assert chosen[:8] == sorted(BERT_TINY)  # then one per class: no download counts yet
+    assert chosen[8:] == [
+        "albert/albert-base-v2",
         "bert-base-uncased",
+        "almanach/camembert-base",
+        "microsoft/deberta-v3-base",
         "distilbert-base-uncased",
-    ]  # fmt: skip  (no download counts yet: by id within each class)
+        "google/electra-small-generator",
+        "FacebookAI/roberta-base",
+        "FacebookAI/xlm-roberta-base",
+    ]  # fmt: skip  (by class, by id within each class)
 
 
 @pytest.mark.parametrize(
@@ -390,9 +406,9 @@ def test_discovered_fields_are_checked(tmp_path, change, message):
 def test_a_class_its_family_does_not_test_is_an_error(project):
     path = project.root / "models.json"
     data = json.loads(path.read_text())
-    data["models"]["acme/roberta"] = entry(**{"class": "RobertaForMaskedLM"})
+    data["models"]["acme/gpt2"] = entry(**{"class": "GPT2LMHeadModel"})
     path.write_text(json.dumps(data, indent=1))
-    with pytest.raises(UserError, match="'RobertaForMaskedLM' is not a class the bert family"):
+    with pytest.raises(UserError, match="'GPT2LMHeadModel' is not a class the bert family"):
         project.models  # noqa: B018
 
 

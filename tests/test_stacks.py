@@ -15,6 +15,8 @@ import pytest
 from families_helpers import FIRST, ROOT, perturb_weight, records_by_model
 from faults import project_copy
 
+from hfmatrix.project import Project
+
 pytestmark = pytest.mark.e2e
 
 STACKS = {"bert-tf4": ("tf4", "4.57."), "bert-optimum": ("optimum", "5.5."), "bert": (None, "5.")}
@@ -53,7 +55,7 @@ def run_stacks(tmp: Path) -> tuple[subprocess.CompletedProcess, Path, Path]:
                HF_HUB_OFFLINE="1")  # fmt: skip
     sessions = [f"{name}(hardware='cpu')" for name in STACKS]
     command = [sys.executable, "-m", "nox", "-f", str(project / "noxfile.py"), "--envdir",
-               str(tmp / "envs"), "-s", *sessions, "--", "--model", "tiny", "--model",
+               str(tmp / "envs"), "-s", *sessions, "--", "--model", "tiny-bert", "--model",
                str(checkpoint)]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
     return done, tmp / "results", marker
@@ -98,8 +100,8 @@ def test_a_pickle_only_checkpoint_is_refused_on_the_oldest_stack(stack_runs):
 
 def test_a_stack_session_runs_on_its_own_transformers(stack_runs, tmp_path):
     """bert on the tf4 stack, the project as committed: an environment of its own with
-    transformers 4.57 (the stack's pin resolved with the family's), where the tiny
-    checkpoint passes."""
+    transformers 4.57 (the stack's pin resolved with the family's), where every class's tiny
+    checkpoint passes its golden values."""
     envs = stack_runs[1].parent / "envs"  # no other test uses them
     env = {key: value for key, value in os.environ.items() if not key.startswith("NOX_")}
     env.update(HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1")
@@ -109,7 +111,9 @@ def test_a_stack_session_runs_on_its_own_transformers(stack_runs, tmp_path):
                "tiny", "--results-dir", str(results)]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
-    record = records_by_model(results)["tiny-bert"]
-    assert record["status"] == "passed", record.get("reason")
-    assert record["environment"]["transformers"].startswith("4.57"), record["environment"]
+    records = records_by_model(results)
+    assert len(records) == len(Project(ROOT).tiny_models("bert")) == 8
+    for record in records.values():
+        assert record["status"] == "passed", (record["model_id"], record.get("reason"))
+        assert record["environment"]["transformers"].startswith("4.57"), record["environment"]
     assert (results / "junit" / "bert-tf4-cpu.xml").is_file()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-TINY_DIR = "tiny"  # the project's frozen tiny checkpoints: tiny/<family>/
+TINY_DIR = "tiny"  # the project's frozen tiny checkpoints: tiny/<name>/ for tiny-<name>
 
 
 def tiny_root(project_root: Path) -> Path:
@@ -20,14 +20,19 @@ def tiny_root(project_root: Path) -> Path:
     return project_root / TINY_DIR
 
 
-def tiny_path(project_root: Path, family: str) -> Path:
-    """The family's frozen tiny checkpoint; missing files are an error that says how to
-    make them."""
-    path = tiny_root(project_root) / family
+def tiny_name(model_id: str) -> str:
+    """The directory name of tiny checkpoint ``model_id``: tiny-roberta -> roberta."""
+    return model_id.removeprefix("tiny-")
+
+
+def tiny_path(project_root: Path, name: str) -> Path:
+    """The frozen files of tiny checkpoint tiny-<name>; missing files are an error that says
+    how to make them."""
+    path = tiny_root(project_root) / name
     if not (path / "config.json").is_file():
         raise FileNotFoundError(
-            f"the tiny checkpoint of {family} is missing from {path}: "
-            f"regenerate it on the reference stack with `nox -s freeze -- --family {family}`"
+            f"the tiny checkpoint tiny-{name} is missing from {path}: regenerate it on the "
+            f"reference stack with `nox -s freeze -- --model tiny-{name}`"
         )
     return path
 
@@ -132,6 +137,14 @@ def vocab_sha256(tokenizer: Any) -> str:
     """A hash of a tokenizer's vocabulary (token -> id), independent of its file format."""
     items = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
     return hashlib.sha256(json.dumps(items, ensure_ascii=False).encode()).hexdigest()
+
+
+def byte_symbols() -> list[str]:
+    """GPT-2's printable stand-ins for the 256 bytes, in byte order (its bytes_to_unicode):
+    the base of a byte-level BPE vocabulary."""
+    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    shifted = iter(range(256, 512))
+    return [chr(b) if b in printable else chr(next(shifted)) for b in range(256)]
 
 
 def grown_bpe(

@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     frozen.add_argument("--family", action="append", default=[], metavar="F",
                         help="only these families (repeatable; default: all)")  # fmt: skip
+    frozen.add_argument("--model", action="append", default=[], metavar="TINY_ID",
+                        help="only these tiny checkpoints (repeatable)")  # fmt: skip
     frozen.add_argument("--check", action="store_true",
                         help="compare the committed files with the recipes (exit 1 when "
                              "they differ); write nothing")  # fmt: skip
@@ -116,29 +118,49 @@ def write_report(args: argparse.Namespace) -> int:
 
 
 def freeze_tiny(args: argparse.Namespace) -> int:
-    """``hfmatrix freeze``: write tiny/<family>/ from each recipe, or (``--check``) exit 1
-    when the committed files are not what the recipe builds on this stack."""
+    """``hfmatrix freeze``: write tiny/<name>/ from each recipe and capture the golden values
+    of a checkpoint that has none, or (``--check``) exit 1 when the committed files are not
+    what the recipe builds on this stack."""
     from importlib import metadata
 
     from hfmatrix import freeze
 
     project = Project.find()
-    families = args.family or project.families()
-    for family in families:
-        project.family_spec(family)  # an unknown family is a UserError
     stack = f"transformers {metadata.version('transformers')}"
     differing = 0
-    for family in families:
+    for family, model_id in tiny_checkpoints(project, args.family, args.model):
         if not args.check:
-            say(f"freeze: {family}: {freeze.write(project, family)} ({stack})")
+            say(f"freeze: {model_id}: {freeze.write(project, family, model_id)} ({stack})")
+            stored = freeze.capture_golden(project, family, model_id)
+            if stored:
+                say(f"freeze: {model_id}: golden values captured into {stored}")
             continue
-        found = freeze.differences(project, family)
+        found = freeze.differences(project, family, model_id)
         differing += bool(found)
         verdict = "; ".join(
             f"{k} recipe {a[:16]} != frozen {b[:16]}" for k, (a, b) in found.items()
         )
-        say(f"freeze --check: {family}: {verdict or 'the frozen files are the recipe'} ({stack})")
+        say(f"freeze --check: {model_id}: {verdict or 'the frozen files are the recipe'} "
+            f"({stack})")  # fmt: skip
     return 1 if differing else 0
+
+
+def tiny_checkpoints(project: Project, families: list[str], models: list[str]) -> list:
+    """(family, tiny model id) for the given families' tiny checkpoints (default: every
+    family's), or the given tiny ids; an unknown family or a non-tiny id is a UserError."""
+    for family in families:
+        project.family_spec(family)
+    chosen = [
+        (family, entry.model_id)
+        for family in families or project.families()
+        for entry in project.tiny_models(family)
+    ]
+    for model_id in models:
+        entry = project.models.get(model_id)
+        if entry is None or entry.tier != "tiny":
+            raise UserError(f"--model {model_id}: not a tiny checkpoint in models.json",
+                            project.root / "models.json")  # fmt: skip
+    return [(family, model_id) for family, model_id in chosen if not models or model_id in models]
 
 
 def result_trees(path: Path) -> list[Path]:

@@ -1,24 +1,30 @@
 """``hfmatrix freeze``: the tiny checkpoints' recipes run on the reference stack, their files
-written to tiny/<family>/, or compared with the committed ones (``--check``)."""
+written to tiny/<name>/ and the golden values of a checkpoint that has none captured, or the
+files compared with the committed ones (``--check``)."""
 
 from __future__ import annotations
 
 import importlib.util
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from hfmatrix import checkpoints, compat
+from hfmatrix import checkpoints, compat, golden
+from hfmatrix.errors import UserError
 from hfmatrix.project import Project
 
 
-def family_test(project: Project, family: str) -> Any:
-    """The FamilyTest subclass of families/test_hf_<family>.py, for its tiny model."""
+def family_test(project: Project, family: str, model_id: str = "tiny") -> Any:
+    """The FamilyTest subclass of families/test_hf_<family>.py, for tiny ``model_id``."""
     path = project.root / "families" / f"test_hf_{family}.py"
     spec = importlib.util.spec_from_file_location(f"test_hf_{family}", path)
     assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = sys.modules.get(spec.name)
+    if module is None or getattr(module, "__file__", None) != str(path):
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # where inspect finds the module of its classes
+        spec.loader.exec_module(module)
     from hfmatrix.harness import FamilyTest
 
     [test] = [
@@ -26,7 +32,7 @@ def family_test(project: Project, family: str) -> Any:
         if isinstance(value, type) and issubclass(value, FamilyTest)
         and value.__module__ == module.__name__
     ]  # fmt: skip
-    return test("tiny", project)
+    return test(model_id, project)
 
 
 def identity(test: Any, path: Path) -> dict[str, str]:
@@ -53,13 +59,13 @@ def identity(test: Any, path: Path) -> dict[str, str]:
     return found
 
 
-def differences(project: Project, family: str) -> dict[str, tuple[str, str]]:
-    """{what: (recipe, frozen)} for each way the committed files differ from the recipe's
-    output on this stack; empty when they are the same."""
-    test = family_test(project, family)
-    frozen = checkpoints.tiny_path(project.root, family)
-    with tempfile.TemporaryDirectory(prefix=f"hfmatrix-{family}-recipe-") as tmp:
-        recipe(project, family, Path(tmp))
+def differences(project: Project, family: str, model_id: str) -> dict[str, tuple[str, str]]:
+    """{what: (recipe, frozen)} for each way the committed files of tiny ``model_id`` differ
+    from the recipe's output on this stack; empty when they are the same."""
+    test = family_test(project, family, model_id)
+    frozen = checkpoints.tiny_path(project.root, checkpoints.tiny_name(model_id))
+    with tempfile.TemporaryDirectory(prefix=f"hfmatrix-{model_id}-recipe-") as tmp:
+        recipe(test, Path(tmp))
         built = identity(test, Path(tmp))
     committed = identity(test, frozen)
     return {
@@ -69,17 +75,32 @@ def differences(project: Project, family: str) -> dict[str, tuple[str, str]]:
     }
 
 
-def write(project: Project, family: str) -> Path:
-    """Run the family's recipe and freeze its files into tiny/<family>/."""
-    target = checkpoints.tiny_root(project.root) / family
-    checkpoints.freeze(lambda path: recipe(project, family, path), target)
+def write(project: Project, family: str, model_id: str) -> Path:
+    """Run tiny ``model_id``'s recipe and freeze its files into tiny/<name>/."""
+    target = checkpoints.tiny_root(project.root) / checkpoints.tiny_name(model_id)
+    checkpoints.freeze(lambda path: recipe(family_test(project, family, model_id), path), target)
     return target
 
 
-def recipe(project: Project, family: str, path: Path) -> None:
-    """The family's build_tiny, its files written in the layout every stack reads."""
+def recipe(test: Any, path: Path) -> None:
+    """The tiny checkpoint's build_tiny, its files written in the layout every stack reads."""
     from hfmatrix.harness import _quiet_transformers
 
     _quiet_transformers()
-    family_test(project, family).build_tiny(path)
+    test.build_tiny(path)
     compat.portable(path)
+
+
+def capture_golden(project: Project, family: str, model_id: str) -> Path | None:
+    """Capture and store the golden values of tiny ``model_id`` from its frozen files on this
+    stack (cpu, fp32), where it has none; None where it has them. Its other checks must
+    pass first: a checkpoint whose own outputs disagree gets no golden values."""
+    if model_id in golden.read(project.root, family):
+        return None
+    test = family_test(project, family, model_id)
+    test.capturing = {}
+    record = test.run_tests("cpu")
+    if record["status"] != "passed":
+        raise UserError(f"{model_id}: its run {record['status']} before golden values could be "
+                        f"captured: {record['reason']}")  # fmt: skip
+    return golden.add(project.root, family, model_id, test.capturing)

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hfmatrix import backends, checkpoints, drift, forking, generation, perf, results
+from hfmatrix import backends, checkpoints, drift, forking, generation, golden, perf, results
 from hfmatrix import hardware as hardware_module
-from hfmatrix.checks import Check, agree, close, numerics, truth
+from hfmatrix.checks import Check, agree, close, equal, numerics, truth
 from hfmatrix.expectations import stack_words
 from hfmatrix.oracle import Published, not_applicable
 from hfmatrix.perf import PerfSettings
@@ -58,6 +58,8 @@ class FamilyTest:
     new_tokens: ClassVar[int] = 0  # a generating class's greedy tokens, compared id by id
     # expected outputs that a source publishes for well-known checkpoints, by model id
     published: ClassVar[dict[str, Published]] = {}
+    # tiny model id -> its recipe, for a family with a tiny checkpoint per class
+    tiny_recipes: ClassVar[dict[str, Callable[[Path], None]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -94,13 +96,17 @@ class FamilyTest:
         self._source: Source | None = None
         self._trained: tuple[Any, Any] | None = None  # (model, processor) the oracle reuses
         self.captured = drift.Capture()  # the outputs the record's fingerprint keeps
+        self.capturing: dict[str, Any] | None = None  # hfmatrix freeze: new golden values
+        self._golden: dict[str, Any] | None = None
 
     # --- the class-specific parts -------------------------------------------------------
 
     def build_tiny(self, path: Path) -> None:
         """The tiny checkpoint's recipe: save its model and processor into ``path`` (run on
         the reference stack by ``hfmatrix freeze``; every run loads the frozen files)."""
-        raise NotImplementedError
+        if self.model_id not in self.tiny_recipes:
+            raise NotImplementedError(f"no recipe for {self.model_id} in {type(self).__name__}")
+        self.tiny_recipes[self.model_id](path)
 
     def model_inputs(self, model: Any, processor: Any) -> dict[str, Any]:
         """The forward pass's keyword arguments on the family's fixed inputs: one sample,
@@ -172,6 +178,22 @@ class FamilyTest:
             return HALF_PRECISION_ATOL[self.dtype]
         return (self.openvino_atol or self.atol) if hardware == "openvino" else self.atol
 
+    def golden_check(self, name: str, value: Any, atol: float | None = None) -> Check:
+        """``value`` against this tiny checkpoint's golden value ``name`` (families/golden/):
+        exactly, or within ``atol``. While ``hfmatrix freeze`` captures the values of a new
+        tiny checkpoint, ``value`` is recorded instead."""
+        if self.capturing is not None:
+            self.capturing[name] = golden.plain(value)
+            return Check(name, True, "captured")
+        if self._golden is None:
+            self._golden = golden.load(self.project.root, self.family, self.model_id)
+        if name not in self._golden:
+            where = golden.path(self.project.root, self.family)
+            return Check(name, False, f"no golden value for {self.model_id} in {where}: "
+                         f"capture it with nox -s freeze -- --family {self.family}")  # fmt: skip
+        expected = self._golden[name]
+        return equal(name, value, expected) if atol is None else close(name, value, expected, atol)
+
     # --- loading ------------------------------------------------------------------------
 
     @property
@@ -184,7 +206,7 @@ class FamilyTest:
     def _resolve(self) -> Source:
         _quiet_transformers()
         if self.tier == "tiny":
-            path = checkpoints.tiny_path(self.project.root, self.family)
+            path = checkpoints.tiny_path(self.project.root, checkpoints.tiny_name(self.model_id))
             return Source(self.model_id, "tiny", str(path), origin="frozen files")
         return resolve_hub(self.model_id, self.revision)
 

@@ -160,17 +160,24 @@ class Project:
         tier = "local" if Path(model_id).expanduser().is_dir() else "hub"
         return ModelEntry(model_id, spec.model_class, family, spec.task, tier, "argument")
 
+    def tiny_models(self, family: str) -> list[ModelEntry]:
+        """The family's tiny checkpoints, one per class it tests: its own class's first."""
+        own = self.family_spec(family).model_class
+        tiny = [entry for entry in self.family_models(family) if entry.tier == "tiny"]
+        if not tiny:
+            raise UserError(f"no tiny checkpoint for family {family!r}", self.root / "models.json")
+        return sorted(tiny, key=lambda entry: entry.model_class != own)
+
     def tiny_model(self, family: str) -> ModelEntry:
-        for entry in self.family_models(family):
-            if entry.tier == "tiny":
-                return entry
-        raise UserError(f"no tiny checkpoint for family {family!r}", self.root / "models.json")
+        """The tiny checkpoint of the family's own class ("tiny" in the API)."""
+        return self.tiny_models(family)[0]
 
     def select_models(
         self, family: str, requested: list[str], all_models: bool, top: int | None = None
     ) -> list[str]:
         """The model ids a run tests: --model ids, --all-models, --representative N, or the
-        tiny + default model. Validates every file a run reads first (a mistake stops it
+        tiny checkpoints + default model ("tiny" among --model ids: every tiny checkpoint of
+        the family). Validates every file a run reads first (a mistake stops it
         before any model)."""
         spec = self.family_spec(family)
         self.overrides  # noqa: B018 - loading validates
@@ -180,13 +187,13 @@ class Project:
             return [entry.model_id for entry in representative(self.models, family, top)]
         if all_models:
             return [entry.model_id for entry in self.family_models(family)]
+        tiny = [entry.model_id for entry in self.tiny_models(family)]
         if requested:
-            tiny = self.tiny_model(family).model_id
-            chosen = [tiny if m == "tiny" else model_argument(m) for m in requested]
+            chosen = [i for m in requested for i in (tiny if m == "tiny" else [model_argument(m)])]
             for model_id in chosen:
                 self.model_entry(family, model_id)
             return list(dict.fromkeys(chosen))
-        return [self.tiny_model(family).model_id, spec.default_model]
+        return [*tiny, spec.default_model]
 
     def install_requirements(
         self, family: str, hardware: str, model_ids: list[str], stack: str | None = None
