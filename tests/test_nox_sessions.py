@@ -95,7 +95,7 @@ def test_bert_sessions_and_report(bert_run):
     assert (tmp / "results" / "by_hardware" / "cpu_results.json").is_file()
     assert "| bert" in (tmp / "results" / "summary.md").read_text()
     coverage = summary["coverage"]["families"]["bert"]  # models.json against these records
-    assert coverage["hub_models"] == 3 and coverage["tested_models"] == 1
+    assert coverage["hub_models"] == 9 and coverage["tested_models"] == 1
     assert coverage["passed_models"] == 1
 
 

@@ -331,7 +331,9 @@ def test_architectures_default_to_the_spec_class(tmp_path):
 
 def test_repo_specs_name_their_classes_model_types():
     spec = load_family_spec(SPECS / "bert.toml")
-    assert spec.architectures == {"BertForMaskedLM": "bert", "DistilBertForMaskedLM": "distilbert"}
+    assert spec.architectures["BertForMaskedLM"] == "bert"
+    assert spec.architectures["XLMRobertaForMaskedLM"] == "xlm-roberta"
+    assert len(spec.architectures) == 8
     for path in SPECS.glob("*.toml"):
         spec = load_family_spec(path)
         assert spec.model_class in spec.architectures and all(spec.architectures.values())
