@@ -148,7 +148,9 @@ UNIGRAM = [  # SentencePiece Unigram pieces and scores, after each class's speci
 ]
 
 
-CAMEMBERT_SPECIAL = [(t, 0.0) for t in ("<s>NOTUSED", "<pad>", "</s>NOTUSED", "<unk>", "<s>", "</s>")]
+CAMEMBERT_SPECIAL = [
+    (token, 0.0) for token in ("<s>NOTUSED", "<pad>", "</s>NOTUSED", "<unk>", "<s>", "</s>")
+]
 
 
 def pieces(*special: str) -> list[tuple[str, float]]:

@@ -13,22 +13,39 @@ if __name__ == "__main__":  # where torch is missing, the arguments run in the f
     run_in_family_environment(__file__)
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from transformers import (
     AutoImageProcessor,
     AutoModelForImageClassification,
+    BeitConfig,
+    BeitForImageClassification,
+    BeitImageProcessor,
+    BitImageProcessor,
+    ConvNextConfig,
+    ConvNextForImageClassification,
+    ConvNextImageProcessor,
+    ConvNextV2Config,
+    ConvNextV2ForImageClassification,
+    DeiTConfig,
+    DeiTForImageClassification,
+    DeiTImageProcessor,
+    Dinov2Config,
+    Dinov2ForImageClassification,
+    SwinConfig,
+    SwinForImageClassification,
     ViTConfig,
     ViTForImageClassification,
     ViTImageProcessor,
     pipeline,
 )
 
+from hfmatrix import compat
 from hfmatrix.checkpoints import seed_parameters, weights_sha256
 from hfmatrix.checks import Check, close, equal, truth
 from hfmatrix.cli import family_main
-from hfmatrix.expectations import Differs, expect
 from hfmatrix.harness import FamilyTest
 from hfmatrix.inputs import photo, synthetic_image
 from hfmatrix.oracle import Bound, bounded, not_applicable
@@ -36,45 +53,95 @@ from hfmatrix.oracle import Bound, bounded, not_applicable
 TOP_K = 5
 ATOL = 1e-4  # optimum-intel's ViT tolerance; transformers' integration tests' logits atol
 
-# The tiny checkpoint: CIFAR-10's class names, transformers' ViTModelTester sizes (patch 8 on
-# a 32x32 image: 16 patches and the CLS token), and an image processor that resizes
-# synthetic_image() (64x48) to 32x32 and normalises with ImageNet's per-channel statistics.
+# The tiny checkpoints, one per class: CIFAR-10's class names, transformers' model testers'
+# sizes on a 32x32 image, and the class's own image processor, which resizes (and, where the
+# class's does, crops) synthetic_image() (64x48) to 32x32 and normalises it.
 LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-TINY_CONFIG = dict(
-    image_size=32, patch_size=8, num_channels=3, hidden_size=32, num_hidden_layers=2,
-    num_attention_heads=4, intermediate_size=37,
-    id2label=dict(enumerate(LABELS)), label2id={label: i for i, label in enumerate(LABELS)},
-)  # fmt: skip
-PROCESSOR_SETTINGS = dict(  # as written to preprocessor_config.json (resample 2: bilinear)
-    do_resize=True, size={"height": 32, "width": 32}, resample=2,
-    do_rescale=True, rescale_factor=1 / 255,
-    do_normalize=True, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
-)  # fmt: skip
-SEED, INIT_STD = 1234, 0.3  # top-5 scores 0.37 .. 0.09, neighbours at least 0.009 apart
+HEAD = dict(id2label=dict(enumerate(LABELS)), label2id={label: i for i, label in enumerate(LABELS)})
+IMAGENET_NORM = dict(do_normalize=True, image_mean=[0.485, 0.456, 0.406],
+                     image_std=[0.229, 0.224, 0.225])  # fmt: skip
+RESCALE = dict(do_rescale=True, rescale_factor=1 / 255)
+VIT_SIZES = dict(image_size=32, patch_size=8, num_channels=3, hidden_size=32,
+                 num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)  # fmt: skip
+TINY_CONFIG = dict(VIT_SIZES, **HEAD)
+CONVNEXT_SIZES = dict(image_size=32, num_channels=3, hidden_sizes=[8, 16, 24, 32],
+                      depths=[1, 1, 1, 1], **HEAD)  # fmt: skip
+SQUARE = dict(do_resize=True, size={"height": 32, "width": 32}, resample=2, **RESCALE)
+# per tiny model id: its image processor's settings, as written to preprocessor_config.json
+# (resample 2: bilinear, 3: bicubic)
+PROCESSOR_SETTINGS = {
+    "tiny-vit": dict(SQUARE, **IMAGENET_NORM),
+    "tiny-deit": dict(do_resize=True, size={"height": 36, "width": 36}, resample=3,
+                      do_center_crop=True, crop_size={"height": 32, "width": 32}, **RESCALE,
+                      **IMAGENET_NORM),
+    "tiny-beit": dict(SQUARE, do_center_crop=False, do_normalize=True, image_mean=[0.5] * 3,
+                      image_std=[0.5] * 3),
+    "tiny-convnext": dict(do_resize=True, size={"shortest_edge": 32}, crop_pct=0.875,
+                          resample=3, **RESCALE, **IMAGENET_NORM),
+    "tiny-convnextv2": dict(do_resize=True, size={"shortest_edge": 32}, crop_pct=0.875,
+                            resample=3, **RESCALE, **IMAGENET_NORM),
+    "tiny-swin": dict(SQUARE, resample=3, **IMAGENET_NORM),
+    "tiny-dinov2": dict(do_resize=True, size={"shortest_edge": 36}, resample=3,
+                        do_center_crop=True, crop_size={"height": 32, "width": 32}, **RESCALE,
+                        **IMAGENET_NORM),
+}  # fmt: skip
+SEED, INIT_STD = 1234, 0.3  # tiny-vit's top-5 scores 0.37 .. 0.09, at least 0.009 apart
 
-# Golden values of the tiny checkpoint: its weights as loaded and its outputs on
-# synthetic_image() (fp32, CPU). transformers 5 loads the torchvision backend of the image
-# processor (ViTImageProcessor) when torchvision is installed, as env_specs/vit.toml has it,
-# else the PIL one (ViTImageProcessorPil); the record's `loaded.processor` says which. Both
-# give these pixel values within 3e-7 (measured with transformers 5.24).
-GOLDEN_WEIGHTS_SHA256 = expect(
-    "ca20a99c5dcf9cf9a59ce4e618d42af5627a1f001512cc12297c85ee41605e67",
-    Differs(
-        "transformers<5.9",
-        "c4e9eda3c8a6bdecda5a1574de6ab1651892a8bd41c0ac330a14b57f2d7eec1d",
-        "the same values under ViT's older module names (vit.encoder.layer.N.attention."
-        "attention.query; 5.9 renamed them vit.layers.N.attention.q_proj)",
-    ),
-)
-GOLDEN_PIXEL_STATS = [  # per channel: mean and std of pixel_values
-    [0.05801, 1.277724], [0.188222, 1.314823], [0.853508, 0.659305],
-]  # fmt: skip
-GOLDEN_LOGITS = [  # logits[0]: every class, in LABELS order
-    0.252302, -1.896874, -1.205197, -2.690551, -1.89614,
-    -0.83276, -0.910293, -2.106886, -1.348637, -1.105317,
-]  # fmt: skip
-GOLDEN_TOP_LABELS = ["airplane", "dog", "frog", "truck", "bird"]
-GOLDEN_TOP_SCORES = [0.367268, 0.124093, 0.114835, 0.094488, 0.085506]
+
+def recipe(
+    model_id: str,
+    model: Callable,
+    processor_class,
+    buffers: tuple[str, str] | None = None,
+    seed: int = SEED,
+) -> Callable[[Path], None]:
+    """A tiny checkpoint: ``model()`` with seeded weights (and its buffers named
+    ``*buffers[0]``, as the Hub's checkpoints of the class keep them: ``*buffers[1]``), and
+    its image processor. ``seed``: another where SEED's top 5 scores are near-ties (within
+    50 x ATOL, which a backend's rounding could reorder)."""
+
+    def build(path: Path) -> None:
+        built = model()
+        seed_parameters(built, seed, INIT_STD)
+        built.save_pretrained(path)
+        if buffers:
+            compat.save_buffers(built, path, *buffers)
+        processor_class(**PROCESSOR_SETTINGS[model_id]).save_pretrained(path)
+
+    return build
+
+
+TINY = {  # tiny model id -> recipe: one per class the family tests
+    "tiny-vit": recipe("tiny-vit", lambda: ViTForImageClassification(ViTConfig(**TINY_CONFIG)),
+                       ViTImageProcessor),
+    "tiny-deit": recipe("tiny-deit",
+                        lambda: DeiTForImageClassification(DeiTConfig(**VIT_SIZES, **HEAD)),
+                        DeiTImageProcessor, seed=1236),
+    "tiny-beit": recipe("tiny-beit", lambda: BeitForImageClassification(BeitConfig(
+        **VIT_SIZES, use_relative_position_bias=True, use_mean_pooling=True, **HEAD)),
+        BeitImageProcessor),
+    "tiny-convnext": recipe(
+        "tiny-convnext", lambda: ConvNextForImageClassification(ConvNextConfig(**CONVNEXT_SIZES)),
+        ConvNextImageProcessor),
+    "tiny-convnextv2": recipe(
+        "tiny-convnextv2",
+        lambda: ConvNextV2ForImageClassification(ConvNextV2Config(**CONVNEXT_SIZES)),
+        ConvNextImageProcessor, seed=1236),
+    "tiny-swin": recipe("tiny-swin", lambda: SwinForImageClassification(SwinConfig(
+        image_size=32, patch_size=4, num_channels=3, embed_dim=16, depths=[1, 1],
+        num_heads=[2, 2], window_size=4, mlp_ratio=2.0, **HEAD)), ViTImageProcessor,
+        buffers=("attention.relative_position_bias.relative_position_index",
+                 "attention.self.relative_position_index"), seed=1237),
+    "tiny-dinov2": recipe("tiny-dinov2", lambda: Dinov2ForImageClassification(Dinov2Config(
+        image_size=32, patch_size=8, num_channels=3, hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=4, mlp_ratio=1, **HEAD)), BitImageProcessor),
+}  # fmt: skip
+
+# Golden values of each tiny checkpoint (families/golden/vit.json): its weights as loaded and
+# its outputs on synthetic_image() (fp32, CPU). transformers 5 loads the torchvision backend
+# of an image processor when torchvision is installed, as env_specs/vit.toml has it, else
+# the PIL one (e.g. ViTImageProcessorPil); the record's `loaded.processor` says which. Both
+# give tiny-vit's pixel values within 3e-7 (measured with transformers 5.24).
 
 # The class oracle: an ImageNet-1k classifier names what real photographs show. The classes,
 # by their index in ImageNet-1k's standard order (torchvision's ImageNet categories, the
@@ -115,12 +182,7 @@ class TestVitModels(FamilyTest):
     auto_model = AutoModelForImageClassification
     auto_processor = AutoImageProcessor
     openvino_class = "OVModelForImageClassification"
-
-    def build_tiny(self, path: Path) -> None:
-        model = ViTForImageClassification(ViTConfig(**TINY_CONFIG))
-        seed_parameters(model, SEED, INIT_STD)
-        model.save_pretrained(path)
-        ViTImageProcessor(**PROCESSOR_SETTINGS).save_pretrained(path)
+    tiny_recipes = TINY
 
     def load_model(self, dtype="float32"):
         model, processor, info = super().load_model(dtype)
@@ -147,8 +209,8 @@ class TestVitModels(FamilyTest):
             truth("scores_descending", scores == sorted(scores, reverse=True), str(scores)),
         ]  # fmt: skip
         if self.tier == "tiny":
-            checks.append(equal("top_k_labels", labels, GOLDEN_TOP_LABELS))
-            checks.append(close("top_k_scores", scores, GOLDEN_TOP_SCORES, ATOL))
+            checks.append(self.golden_check("top_k_labels", labels))
+            checks.append(self.golden_check("top_k_scores", scores, ATOL))
         return checks
 
     def from_pretrained_checks(self, model, processor, logits) -> list[Check]:
@@ -173,14 +235,15 @@ class TestVitModels(FamilyTest):
         ]  # fmt: skip
         if self.tier == "tiny":
             loaded = json.loads(processor.to_json_string())
-            settings = {key: loaded.get(key) for key in PROCESSOR_SETTINGS}
+            recipe = PROCESSOR_SETTINGS[self.model_id]
+            settings = {key: loaded.get(key) for key in recipe}
             stats = torch.stack([pixel_values[0].mean((1, 2)), pixel_values[0].std((1, 2))], -1)
             checks += [
-                equal("weights_sha256", weights_sha256(model), GOLDEN_WEIGHTS_SHA256),
-                equal("image_processor_settings", settings, PROCESSOR_SETTINGS),
-                close("pixel_values_stats", stats, GOLDEN_PIXEL_STATS, ATOL),
-                close("logits_slice", logits[0], GOLDEN_LOGITS, ATOL),
-                equal("predicted_labels", top_labels, GOLDEN_TOP_LABELS),
+                self.golden_check("weights_sha256", weights_sha256(model)),
+                equal("image_processor_settings", settings, recipe),
+                self.golden_check("pixel_values_stats", stats, ATOL),  # per channel: mean, std
+                self.golden_check("logits_slice", logits[0], ATOL),  # every class, LABELS order
+                self.golden_check("predicted_labels", top_labels),
             ]
         return checks
 

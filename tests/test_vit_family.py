@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
+from pathlib import Path
 
 import pytest
 from families_helpers import (
@@ -21,15 +22,22 @@ from families_helpers import (
     tiny_dir,
 )
 
+from hfmatrix import golden
+
 FAMILY = "vit"
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
 
 def test_golden_predictions_are_well_separated(family):
-    """Neighbouring top-k scores differ by far more than the tolerance: no near-ties."""
-    scores = family.GOLDEN_TOP_SCORES
-    assert min(a - b for a, b in itertools.pairwise(scores)) > 50 * family.ATOL
+    """Neighbouring top-k scores differ by far more than the tolerance, for every class's
+    tiny checkpoint: no near-ties."""
+    stored = golden.read(ROOT, "vit")
+    assert set(stored) == set(family.TINY) == set(family.PROCESSOR_SETTINGS)
+    for values in stored.values():
+        scores = values["top_k_scores"]
+        assert min(a - b for a, b in itertools.pairwise(scores)) > 50 * family.ATOL
 
 
 def test_the_image_processor_is_recorded(family, tiny_record):

@@ -5,6 +5,7 @@ post-processing inputs that changed type."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,24 @@ def portable(path: Path) -> None:
         if parts:
             _write(path / "preprocessor_config.json", parts[0])
             _write(processor_config, config)
+
+
+def save_buffers(model: Any, path: Path, suffix: str, hub_suffix: str) -> None:
+    """Add ``model``'s buffers named ``*suffix`` to the weights saved in ``path``, named
+    ``*hub_suffix`` and shaped as the Hub's checkpoints have them: transformers 5 leaves out
+    buffers it recomputes (Swin's relative_position_index, which it keeps flat; 4.x keeps
+    it as a tokens x tokens matrix) and ignores them on loading; 4.x reports them missing
+    from a checkpoint without them."""
+    from safetensors.torch import load_file, save_file
+
+    weights = path / "model.safetensors"
+    tensors = load_file(weights)
+    for name, buffer in model.named_buffers():
+        if name.endswith(suffix):
+            side = math.isqrt(buffer.numel())
+            square = buffer.reshape(side, side) if buffer.dim() == 1 else buffer
+            tensors.setdefault(name[: -len(suffix)] + hub_suffix, square.cpu().contiguous())
+    save_file(tensors, weights, metadata={"format": "pt"})
 
 
 def _hub_weight_names(path: Path) -> None:
