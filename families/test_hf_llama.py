@@ -16,6 +16,7 @@ if __name__ == "__main__":  # where torch is missing, the arguments run in the f
 
     run_in_family_environment(__file__)
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -23,16 +24,33 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
+    GemmaConfig,
+    GemmaForCausalLM,
+    GemmaTokenizer,
     LlamaConfig,
     LlamaForCausalLM,
     LlamaTokenizer,
+    MistralConfig,
+    MistralForCausalLM,
+    Phi3Config,
+    Phi3ForCausalLM,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+    Qwen2Tokenizer,
+    Qwen3Config,
+    Qwen3ForCausalLM,
     pipeline,
 )
 
-from hfmatrix.checkpoints import grown_bpe, seed_parameters, vocab_sha256, weights_sha256
+from hfmatrix.checkpoints import (
+    byte_symbols,
+    grown_bpe,
+    seed_parameters,
+    vocab_sha256,
+    weights_sha256,
+)
 from hfmatrix.checks import Check, close, equal
 from hfmatrix.cli import family_main
-from hfmatrix.expectations import expect
 from hfmatrix.generation import (
     fixed_length_greedy,
     greedy_margins,
@@ -40,7 +58,6 @@ from hfmatrix.generation import (
     mask_eos,
     pipeline_ids,
     pipeline_new_text,
-    prompt_cut,
 )
 from hfmatrix.harness import FamilyTest
 from hfmatrix.likelihood import capital_of_france, english_nll
@@ -100,49 +117,80 @@ def vocabulary() -> tuple[dict[str, int], list[tuple[str, str]]]:
 
 
 VOCAB, MERGES = vocabulary()
-TINY_CONFIG = dict(  # transformers' LlamaModelTester sizes, with the vocabulary above;
-    # grouped-query attention: 4 query heads share 2 key/value heads (head_dim 32 / 4 = 8)
-    vocab_size=len(VOCAB), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-    bos_token_id=VOCAB["<s>"], eos_token_id=VOCAB["</s>"], tie_word_embeddings=False,
+SIZES = dict(  # transformers' model testers' sizes; grouped-query attention: 4 query heads
+    # share 2 key/value heads (head_dim 32 / 4 = 8)
+    hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+    num_key_value_heads=2, max_position_embeddings=128,
+)  # fmt: skip
+TINY_CONFIG = dict(  # LlamaModelTester's sizes, with the vocabulary above
+    vocab_size=len(VOCAB), **SIZES, bos_token_id=VOCAB["<s>"], eos_token_id=VOCAB["</s>"],
+    tie_word_embeddings=False,
 )  # fmt: skip
 SEED, INIT_STD = 1234, 0.5
 BYTE_LOGIT_SCALE = 0.7  # a trained Llama seldom emits byte pieces: damp their output rows
 
-# Golden values of the tiny checkpoint: its weights and vocabulary as loaded, and its
-# outputs on PROMPT (fp32, CPU).
-GOLDEN_GQA = {"heads": 4, "kv_heads": 2, "groups": 2, "kv_rows": [16, 16]}  # 2 kv heads x 8
-GOLDEN_WEIGHTS_SHA256 = "6905fc89c1b02233b04e10c00113230d40a62fb4698fc1244ef20fe3bcac9037"
-GOLDEN_VOCAB_SHA256 = "72d4e252535cd1af3408d848e7a98d9fe0afe1ccef16514fce001901cf4462e7"
-GOLDEN_INPUT_IDS = [1, 484, 486, 296, 388, 293, 504, 295, 466, 512, 301, 296, 498, 410, 309, 293]
-GOLDEN_FALLBACK_IDS = [  # <s> ▁ <0x54> h e ▁ <0x51> u e e n ' s ▁ <0x43> a f <0xC3> <0xA9> ▁ ...
-    1, 259, 87, 267, 264, 259, 84, 280, 264, 264, 273, 290, 278, 259, 70, 260, 265, 198, 172,
-    259, 243, 162, 156, 133,
-]  # fmt: skip
-GOLDEN_LOGITS = [  # logits[0, -3:, :5]
-    [1.564472, 1.734914, 2.214125, 1.879351, -1.54055],
-    [-1.943897, 0.428477, 0.598212, 3.614115, 2.144255],
-    [-3.299177, -2.513943, 2.809479, 2.236712, -0.239937],
-]
-GOLDEN_LOGITS_STATS = [  # per position: mean and std of the logits over the vocabulary
-    [0.103495, 2.760441], [0.012577, 2.715646], [0.057761, 3.168769], [0.092714, 3.130895],
-    [0.134144, 2.822302], [0.139687, 2.714826], [0.073978, 2.581643], [-0.085631, 2.508759],
-    [0.042781, 2.162488], [-0.138746, 3.047838], [-0.025112, 2.68193], [-0.021412, 2.941732],
-    [-0.079664, 2.881727], [-0.036678, 2.763636], [0.043118, 2.756344], [0.116264, 2.758925],
-]  # fmt: skip
-# Greedy continuation (NEW_TOKENS ids; the smallest top-1/top-2 logit gap on the way is 0.14,
-# three orders of magnitude above ATOL) and its decoding, the pipeline's generated text: the
-# 17th token is the byte piece <0xE8>, alone an invalid UTF-8 sequence, decoded as U+FFFD.
-GOLDEN_NEW_IDS = [
-    424, 338, 417, 491, 365, 493, 398, 469, 339, 320, 432, 365, 373, 417, 336, 469, 235, 469,
-    321, 506,
-]  # fmt: skip
-GOLDEN_TEXT = expect(
-    "la or world lit he littl mor capit ha fr such he been world this capit\ufffd capit fro qu",
-    prompt_cut(
-        " la or world lit he littl mor capit ha fr such he been world this capit\ufffd capit fro qu"
-    ),
+# Qwen's byte-level BPE (GPT-2's byte symbols, words after "Ġ") and Gemma's sentencepiece
+# BPE with byte fallback (<pad> <eos> <bos> <unk> first), over the same words.
+QWEN_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+QWEN_VOCAB, QWEN_MERGES = grown_bpe(byte_symbols(), WORDS, prefix="Ġ")
+QWEN_VOCAB.update({token: len(QWEN_VOCAB) + i for i, token in enumerate(QWEN_SPECIAL)})
+GEMMA_VOCAB, GEMMA_MERGES = grown_bpe(
+    ["<pad>", "<eos>", "<bos>", "<unk>", *BYTE_TOKENS, "▁", *CHARACTERS], WORDS, prefix="▁"
 )
+
+
+def llama_model(path: Path) -> None:
+    """tiny-llama: LlamaConfig with the Llama tokenizer; byte pieces' output rows damped."""
+    model = LlamaForCausalLM(LlamaConfig(**TINY_CONFIG))
+    seed_parameters(model, SEED, INIT_STD)
+    with torch.no_grad():
+        model.lm_head.weight[[VOCAB[token] for token in BYTE_TOKENS]] *= BYTE_LOGIT_SCALE
+    model.save_pretrained(path)
+    llama_tokenizer().save_pretrained(path)
+
+
+def llama_tokenizer():
+    return LlamaTokenizer(vocab=VOCAB, merges=MERGES, add_bos_token=True)
+
+
+def recipe(model_class, config, tokenizer: Callable) -> Callable[[Path], None]:
+    """A tiny checkpoint: ``model_class(config)`` with seeded weights, and ``tokenizer()``."""
+
+    def build(path: Path) -> None:
+        model = model_class(config)
+        seed_parameters(model, SEED, INIT_STD)
+        model.save_pretrained(path)
+        tokenizer().save_pretrained(path)
+
+    return build
+
+
+LLAMA_IDS = dict(vocab_size=len(VOCAB), bos_token_id=VOCAB["<s>"], eos_token_id=VOCAB["</s>"],
+                 tie_word_embeddings=False)  # fmt: skip
+QWEN_IDS = dict(vocab_size=len(QWEN_VOCAB), bos_token_id=QWEN_VOCAB["<|endoftext|>"],
+                eos_token_id=QWEN_VOCAB["<|endoftext|>"], tie_word_embeddings=False)  # fmt: skip
+TINY = {  # tiny model id -> recipe: one per class the family tests
+    "tiny-llama": llama_model,
+    "tiny-mistral": recipe(MistralForCausalLM, MistralConfig(**SIZES, **LLAMA_IDS),
+                           llama_tokenizer),
+    "tiny-phi3": recipe(Phi3ForCausalLM, Phi3Config(**SIZES, **LLAMA_IDS, pad_token_id=0),
+                        llama_tokenizer),
+    "tiny-qwen2": recipe(Qwen2ForCausalLM, Qwen2Config(**SIZES, **QWEN_IDS),
+                         lambda: Qwen2Tokenizer(vocab=QWEN_VOCAB, merges=QWEN_MERGES)),
+    "tiny-qwen3": recipe(Qwen3ForCausalLM, Qwen3Config(**SIZES, **QWEN_IDS, head_dim=8),
+                         lambda: Qwen2Tokenizer(vocab=QWEN_VOCAB, merges=QWEN_MERGES)),
+    "tiny-gemma": recipe(
+        GemmaForCausalLM,
+        GemmaConfig(**SIZES, head_dim=8, vocab_size=len(GEMMA_VOCAB), pad_token_id=0,
+                    eos_token_id=1, bos_token_id=2),
+        lambda: GemmaTokenizer(vocab=GEMMA_VOCAB, merges=GEMMA_MERGES, add_bos_token=True)),
+}  # fmt: skip
+
+# Golden values of each tiny checkpoint (families/golden/llama.json): its weights and
+# vocabulary as loaded, and its outputs on PROMPT (fp32, CPU). tiny-llama's greedy
+# continuation: the smallest top-1/top-2 logit gap on the way is 0.14, three orders of
+# magnitude above ATOL; its 17th token is the byte piece <0xE8>, alone an invalid UTF-8
+# sequence, decoded as U+FFFD.
 
 
 class TestLlamaModels(FamilyTest):
@@ -155,15 +203,7 @@ class TestLlamaModels(FamilyTest):
     openvino_class = "OVModelForCausalLM"
     new_tokens = NEW_TOKENS
     published: ClassVar[dict[str, Published]] = {"meta-llama/Llama-2-7b-hf": LLAMA2_PUBLISHED}
-
-    def build_tiny(self, path: Path) -> None:
-        tokenizer = LlamaTokenizer(vocab=VOCAB, merges=MERGES, add_bos_token=True)
-        model = LlamaForCausalLM(LlamaConfig(**TINY_CONFIG))
-        seed_parameters(model, SEED, INIT_STD)
-        with torch.no_grad():
-            model.lm_head.weight[[VOCAB[token] for token in BYTE_TOKENS]] *= BYTE_LOGIT_SCALE
-        model.save_pretrained(path)
-        tokenizer.save_pretrained(path)
+    tiny_recipes = TINY
 
     def inputs(self, tokenizer):
         return tokenizer(PROMPT, return_tensors="pt").to(self.device)
@@ -189,9 +229,10 @@ class TestLlamaModels(FamilyTest):
             equal("text_is_decoding_of_ids", text, decoded),
         ]
         if self.tier == "tiny":
-            golden_decoded = pipeline_new_text(pipe.tokenizer, prompt_ids, GOLDEN_NEW_IDS)
-            checks.append(equal("generated_ids", new_ids, GOLDEN_NEW_IDS))
-            checks.append(equal("generated_text", text, GOLDEN_TEXT))
+            golden_ids = self.golden_value("greedy_new_ids", new_ids)
+            golden_decoded = pipeline_new_text(pipe.tokenizer, prompt_ids, golden_ids)
+            checks.append(self.golden_check("generated_ids", new_ids))
+            checks.append(self.golden_check("generated_text", text, stored=golden_decoded))
             checks.append(equal("generated_text_is_golden_decoding", text, golden_decoded))
         return checks
 
@@ -223,21 +264,23 @@ class TestLlamaModels(FamilyTest):
                 "heads": model.config.num_attention_heads,
                 "kv_heads": model.config.num_key_value_heads,
                 "groups": attention.num_key_value_groups,
-                "kv_rows": [attention.k_proj.weight.shape[0], attention.v_proj.weight.shape[0]],
-            }
+                "kv_rows": [getattr(attention, name).weight.shape[0]  # Phi-3 fuses qkv_proj
+                            for name in ("k_proj", "v_proj", "qkv_proj")
+                            if hasattr(attention, name)],
+            }  # fmt: skip
             fallback_ids = tokenizer(FALLBACK_TEXT)["input_ids"]
             fallback_text = tokenizer.decode(fallback_ids, skip_special_tokens=True)
             stats = torch.stack([logits[0].mean(-1), logits[0].std(-1)], dim=-1)
             checks += [
-                equal("grouped_query_attention", gqa, GOLDEN_GQA),
-                equal("weights_sha256", weights_sha256(model), GOLDEN_WEIGHTS_SHA256),
-                equal("vocab_sha256", vocab_sha256(tokenizer), GOLDEN_VOCAB_SHA256),
-                equal("input_ids", inputs["input_ids"][0].tolist(), GOLDEN_INPUT_IDS),
-                equal("byte_fallback_ids", fallback_ids, GOLDEN_FALLBACK_IDS),
+                self.golden_check("grouped_query_attention", gqa),
+                self.golden_check("weights_sha256", weights_sha256(model)),
+                self.golden_check("vocab_sha256", vocab_sha256(tokenizer)),
+                self.golden_check("input_ids", inputs["input_ids"][0].tolist()),
+                self.golden_check("byte_fallback_ids", fallback_ids),  # bytes outside pieces
                 equal("byte_fallback_round_trip", fallback_text, FALLBACK_TEXT),
-                close("logits_slice", logits[0, -3:, :5], GOLDEN_LOGITS, ATOL),
-                close("logits_stats", stats, GOLDEN_LOGITS_STATS, ATOL),
-                equal("greedy_new_ids", new_ids, GOLDEN_NEW_IDS),
+                self.golden_check("logits_slice", logits[0, -3:, :5], ATOL),  # [0, -3:, :5]
+                self.golden_check("logits_stats", stats, ATOL),  # per position: mean, std
+                self.golden_check("greedy_new_ids", new_ids),  # NEW_TOKENS greedy ids
             ]  # fmt: skip
         return checks
 

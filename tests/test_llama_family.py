@@ -22,7 +22,7 @@ from families_helpers import (
     tiny_dir,
 )
 
-from hfmatrix import likelihood
+from hfmatrix import golden, likelihood
 
 FAMILY = "llama"
 HUB_ID = "meta-llama/Llama-2-13b-hf"  # no remote code in overrides.json, unlike Llama-2-7b-hf
@@ -41,7 +41,8 @@ def test_tiny_config_uses_grouped_query_attention(family, tiny):
 def test_the_changed_embedding_row_is_unused(family):
     """test_families.py changes the row of "▁castle": it must reach no output."""
     row = family.VOCAB["▁castle"]  # in neither the prompt nor the continuation
-    assert row not in family.GOLDEN_INPUT_IDS + family.GOLDEN_NEW_IDS
+    tiny = golden.read(ROOT, "llama")["tiny-llama"]
+    assert row not in tiny["input_ids"] + tiny["greedy_new_ids"]
 
 
 def test_changing_the_predicted_tokens_output_row_changes_the_generation(
@@ -50,7 +51,7 @@ def test_changing_the_predicted_tokens_output_row_changes_the_generation(
     """The golden ids catch it; the self-consistency (hub-tier) checks still hold."""
 
     def zero_row(tensors):
-        tensors["lm_head.weight"][family.GOLDEN_NEW_IDS[0]] = 0.0
+        tensors["lm_head.weight"][golden.read(ROOT, "llama")["tiny-llama"]["greedy_new_ids"][0]] = 0
 
     edit_weights(tiny_copy, zero_row)
     failed = fails(

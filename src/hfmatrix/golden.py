@@ -51,7 +51,15 @@ def decode(value: Any) -> Expected:
 
 def plain(value: Any) -> Any:
     """A check's value as JSON keeps it: tensors and arrays as nested lists, floats rounded
-    to DECIMALS."""
+    to DECIMALS, an Expected as its default and the stacks where it differs."""
+    if isinstance(value, Expected):
+        differs = [{"stack": d.stack, "value": plain(d.value), "reason": d.reason}
+                   for d in value.differs]  # fmt: skip
+        return (
+            {"default": plain(value.default), "differs": differs}
+            if differs
+            else plain(value.default)
+        )
     if hasattr(value, "tolist"):
         value = value.tolist()
     if isinstance(value, float):

@@ -178,21 +178,36 @@ class FamilyTest:
             return HALF_PRECISION_ATOL[self.dtype]
         return (self.openvino_atol or self.atol) if hardware == "openvino" else self.atol
 
-    def golden_check(self, name: str, value: Any, atol: float | None = None) -> Check:
+    def golden_check(
+        self, name: str, value: Any, atol: float | None = None, stored: Any = None
+    ) -> Check:
         """``value`` against this tiny checkpoint's golden value ``name`` (families/golden/):
         exactly, or within ``atol``. While ``hfmatrix freeze`` captures the values of a new
-        tiny checkpoint, ``value`` is recorded instead."""
+        tiny checkpoint, ``value`` is recorded instead, or ``stored`` where given (an
+        Expected: the value with the stacks where it is known to differ)."""
         if self.capturing is not None:
-            self.capturing[name] = golden.plain(value)
+            self.capturing[name] = golden.plain(value if stored is None else stored)
             return Check(name, True, "captured")
-        if self._golden is None:
-            self._golden = golden.load(self.project.root, self.family, self.model_id)
-        if name not in self._golden:
+        if name not in self.golden:
             where = golden.path(self.project.root, self.family)
             return Check(name, False, f"no golden value for {self.model_id} in {where}: "
                          f"capture it with nox -s freeze -- --family {self.family}")  # fmt: skip
-        expected = self._golden[name]
+        expected = self.golden[name]
         return equal(name, value, expected) if atol is None else close(name, value, expected, atol)
+
+    @property
+    def golden(self) -> dict[str, Any]:
+        """This tiny checkpoint's golden values (name -> Expected), from families/golden/."""
+        if self._golden is None:
+            self._golden = golden.load(self.project.root, self.family, self.model_id)
+        return self._golden
+
+    def golden_value(self, name: str, captured: Any) -> Any:
+        """Golden value ``name`` as it applies on this stack; while capturing, or where the
+        checkpoint has none (its golden_check fails), ``captured``: this run's value."""
+        if self.capturing is not None or name not in self.golden:
+            return captured
+        return self.golden[name].resolve()[0]
 
     # --- loading ------------------------------------------------------------------------
 
