@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hfmatrix import hardware as hardware_module
+from hfmatrix.expectations import installed
 
 if TYPE_CHECKING:
     from hfmatrix.harness import FamilyTest
@@ -38,6 +39,11 @@ def pipeline(test: FamilyTest, hardware: str) -> Any:
     return make_pipeline(test.pipeline_task(), model=openvino_model(test), **parts)
 
 
+class ExportFailed(RuntimeError):
+    """The model could not be exported to OpenVINO (an unsupported architecture, a
+    transformers version the exporter refuses): the class's finding on this backend."""
+
+
 def openvino_model(test: FamilyTest) -> Any:
     """The model exported to OpenVINO and compiled, once per test object (a failed export
     fails both tests with its message, without a second try)."""
@@ -46,8 +52,11 @@ def openvino_model(test: FamilyTest) -> Any:
 
         try:
             test.exported = test.export_openvino(getattr(optimum.intel, test.openvino_class))
-        except Exception as exc:
-            test.exported = exc
+        except Exception as exc:  # a finding about the class on this backend, named as such
+            test.exported = ExportFailed(
+                f"optimum-intel {installed('optimum-intel')} could not export "
+                f"{test.model_class} to OpenVINO: {type(exc).__name__}: {exc}"
+            )
     if isinstance(test.exported, Exception):
         raise test.exported
     test.loaded = {
