@@ -115,3 +115,26 @@ def test_a_golden_value_may_declare_where_a_stack_differs():
     assert declared.resolve() == ([3], "transformers>=0: r")
     assert golden.decode([1, 2]).resolve() == ([1, 2], None)
     assert golden.plain(0.12345678) == 0.123457
+
+
+def test_the_untested_classes_file_says_why_and_is_checked(tmp_path):
+    """env_specs/classes/untested.toml: every entry says why; a tested class there, or an
+    unknown why, stops with the file and line."""
+    from hfmatrix.project import UNTESTED_FILE
+    from hfmatrix.specs import UNTESTED_WHY, load_untested
+
+    found = load_untested(ROOT / UNTESTED_FILE)
+    assert {"CLIPModel", "ViTModel", "BertModel"} <= set(found)
+    assert all(entry.why in UNTESTED_WHY and entry.reason for entry in found.values())
+    assert PROJECT.untested == found
+    copy = project_copy(tmp_path / "project")
+    path = copy / UNTESTED_FILE
+    text = path.read_text()
+    path.write_text(text + '\n[classes.RobertaForMaskedLM]\nwhy = "new-family"\nreason = "x"\n')
+    with pytest.raises(UserError, match=r"classes\.RobertaForMaskedLM: the bert family tests it"):
+        Project(copy).untested  # noqa: B018
+    path.write_text(text.replace('why = "new-family"', 'why = "later"', 1))
+    with pytest.raises(UserError) as error:
+        load_untested(path)
+    assert str(error.value).startswith(f"{path}:")
+    assert "why must be one of new-family, unsupported" in str(error.value)

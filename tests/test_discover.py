@@ -56,8 +56,10 @@ def test_discover_fills_the_registry_with_the_served_models_per_class(project, s
     )  # fmt: skip
     assert (mlm.downloads, mlm.likes, mlm.last_modified) == (900_000, 900, "2024-03-01T12:00:00Z")
     assert (mlm.gated, mlm.remote_code) == (False, False)
-    qwen = models["Qwen/Qwen2.5-0.5B"]  # only the every-model_type listing finds it
-    assert (qwen.family, qwen.task, qwen.model_type) == (None, "text-generation", "qwen2")
+    qwen = models["Qwen/Qwen2.5-0.5B"]  # a class the llama family tests
+    assert (qwen.family, qwen.task, qwen.model_type) == ("llama", "text-generation", "qwen2")
+    sentiment = models["acme/bert-sentiment"]  # only the every-model_type listing finds it
+    assert (sentiment.family, sentiment.model_class) == (None, "BertForSequenceClassification")
     assert models["acme/t5-summaries"].task == "text-generation"  # what the t5 family runs
     assert models["acme/own-llama"].remote_code is True
     assert models["acme/bert-mlm-2"].gated is True  # "auto": gated, access granted on request
@@ -165,11 +167,22 @@ def test_models_and_coverage_read_the_discovered_registry(project, served, capsy
     report = json.loads(capsys.readouterr().out)
     untested = {row["class"]: row for row in report["untested_classes"]}
     assert list(untested) == [
-        "Qwen2ForCausalLM", "DistilBertForSequenceClassification", "BertForSequenceClassification"
-    ]  # fmt: skip
-    assert untested["Qwen2ForCausalLM"] == {
-        "class": "Qwen2ForCausalLM", "model_type": "qwen2", "task": "text-generation",
-        "models": 1, "downloads": 20_000_000, "most_downloaded": "Qwen/Qwen2.5-0.5B",
+        "DistilBertForSequenceClassification",
+        "BertForSequenceClassification",
+    ]
+    why = Project(project).untested["BertForSequenceClassification"]
+    assert untested["BertForSequenceClassification"] == {
+        "class": "BertForSequenceClassification", "model_type": "bert",
+        "task": "text-classification", "models": 1, "downloads": 5_000_000,
+        "most_downloaded": "acme/bert-sentiment", "why": "new-family", "reason": why.reason,
+    }  # fmt: skip
+    counted = [e for e in load_models(project / "models.json").values() if e.downloads]
+    total = sum(e.downloads for e in counted)
+    untested_downloads = sum(row["downloads"] for row in untested.values())
+    assert report["downloads"] == {
+        "counted_models": len(counted), "total": total,
+        "tested_classes": total - untested_downloads,
+        "share": round((total - untested_downloads) / total, 4),
     }  # fmt: skip
     assert report["families"]["t5"] == {
         "classes": ["T5ForConditionalGeneration"], "models": 5, "hub_models": 4
@@ -177,8 +190,12 @@ def test_models_and_coverage_read_the_discovered_registry(project, served, capsy
     assert report["tiny_only"] == []
     assert main(["coverage"]) == 0
     table = capsys.readouterr().out
-    assert "classes in models.json that no family tests: 3" in table
-    assert "Qwen2ForCausalLM" in table and "Qwen/Qwen2.5-0.5B" in table
+    assert "classes in models.json that no family tests: 2" in table
+    assert "acme/bert-sentiment" in table and "new-family" in table
+    assert (
+        f"the tested classes' share of models.json's downloads: {report['downloads']['share']:.1%}"
+        in table
+    )
 
 
 def test_a_model_of_an_untested_class_is_not_run_by_a_family(project, served):

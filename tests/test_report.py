@@ -315,9 +315,12 @@ def test_coverage_of_the_registry_by_the_records(results: Path) -> None:
         },
         "tiny_only": ["sam"],
         "untested_classes": [
-            {"class": "Qwen2ForCausalLM", "model_type": "qwen2", "task": "text-generation",
-             "models": 2, "downloads": 2000, "most_downloaded": "Qwen/Qwen2.5-0.5B"}
+            {"class": "CLIPModel", "model_type": "clip", "task": None,
+             "models": 2, "downloads": 2000, "most_downloaded": "openai/clip-vit-base-patch32",
+             "why": "new-family", "reason": "zero-shot-image-classification"}
         ],
+        "downloads": {"counted_models": 5, "total": 10000, "tested_classes": 8000,
+                      "share": 0.8},
     }  # fmt: skip
     summary = write_report(results, registry)
     families = summary["coverage"]["families"]
@@ -333,7 +336,9 @@ def test_coverage_of_the_registry_by_the_records(results: Path) -> None:
     rows = [row.split("|")[1:-1] for row in text.splitlines() if row.startswith("| bert ")]
     assert [cell.strip() for cell in rows[-1]] == ["bert", "BertForMaskedLM", "4", "3", "2", "2"]
     assert "Families with only their tiny checkpoint: sam." in text
-    assert "| Qwen2ForCausalLM | qwen2" in text
+    assert "The tested classes hold 80.0% of models.json's downloads." in text
+    [row] = [r for r in text.splitlines() if r.startswith("| CLIPModel ")]
+    assert "new-family" in row and "zero-shot-image-classification" in row
     assert write_report(results)["coverage"] is None  # outside a project: no registry
     assert "## Coverage" not in (results / "summary.md").read_text()
 

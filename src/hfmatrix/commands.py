@@ -98,7 +98,8 @@ def registry_coverage(project: Project) -> dict[str, Any]:
     from hfmatrix.registry import coverage
 
     specs = project.family_specs()
-    return coverage(project.models, {f: list(spec.architectures) for f, spec in specs.items()})
+    classes = {family: list(spec.architectures) for family, spec in specs.items()}
+    return coverage(project.models, classes, project.untested)
 
 
 def write_report(args: argparse.Namespace) -> int:
@@ -240,10 +241,16 @@ def show_coverage(args: argparse.Namespace) -> int:
             for family, row in report["families"].items()]  # fmt: skip
     print(tabulate(rows, headers=("family", "classes tested", "models", "hub models")))
     print(f"\nfamilies with only their tiny checkpoint: {', '.join(report['tiny_only']) or '-'}")
+    downloads = report["downloads"]
+    share = downloads["share"]
+    print("\nthe tested classes' share of models.json's downloads: " + (
+        f"{share:.1%} ({downloads['tested_classes']:,} of {downloads['total']:,}, over "
+        f"{downloads['counted_models']} models with a count)" if share is not None
+        else "- (no model has a download count: run hfmatrix discover)"))  # fmt: skip
     untested = report["untested_classes"]
     print(f"\nclasses in models.json that no family tests: {len(untested)}")
     if untested:
-        keys = ("class", "model_type", "task", "models", "downloads", "most_downloaded")
+        keys = ("class", "task", "models", "downloads", "most_downloaded", "why", "reason")
         table = [[row[key] for key in keys] for row in untested]
         print(tabulate(table, headers=[key.replace("_", " ") for key in keys], missingval="-"))
     return 0

@@ -429,9 +429,14 @@ function coverage(c) {
     const text = `Families with only their tiny checkpoint: ${c.tiny_only.join(", ")}.`;
     nodes.push(el("p", {}, text));
   }
+  const share = (c.downloads || {}).share;
+  if (share !== null && share !== undefined) {
+    nodes.push(el("p", {}, `The tested classes hold ${(100 * share).toFixed(1)}% of ` +
+                            "models.json's downloads."));
+  }
   const untested = c.untested_classes || [];
   if (untested.length) {
-    const keys = ["class", "model_type", "task", "models", "downloads", "most_downloaded"];
+    const keys = ["class", "task", "models", "downloads", "most_downloaded", "why", "reason"];
     nodes.push(el("p", {}, `Classes in models.json that no family tests (${untested.length}):`));
     nodes.push(table({id: "untested"}, keys.map((k) => k.replace("_", " ")),
                      untested.map((r) => keys.map((k) => r[k]))));

@@ -16,13 +16,16 @@ from hfmatrix.specs import (
     HardwareSpec,
     Override,
     StackSpec,
+    Untested,
     load_family_spec,
     load_hardware_spec,
     load_overrides,
     load_stack_spec,
+    load_untested,
 )
 
 RESULTS_ENV = "HFMATRIX_RESULTS_DIR"
+UNTESTED_FILE = "env_specs/classes/untested.toml"  # the classes no family tests, and why
 # A Hub repo id: [namespace/]name, word characters, '.' and '-' (huggingface_hub's rule).
 REPO_ID = re.compile(r"^(?:\w[\w.-]{0,95}/)?\w[\w.-]{0,95}$")
 
@@ -128,6 +131,18 @@ class Project:
     def session_name(self, family: str, stack: str) -> str:
         """A family session's name: the family on the default stack, else ``family-stack``."""
         return family if stack == self.default_stack().name else f"{family}-{stack}"
+
+    @cached_property
+    def untested(self) -> dict[str, Untested]:
+        """env_specs/classes/untested.toml: the classes no family tests and why; a class a
+        family does test is a UserError there."""
+        path = self.root / UNTESTED_FILE
+        found = load_untested(path)
+        for family, spec in self.family_specs().items():
+            for name in set(spec.architectures) & set(found):
+                raise UserError(f"classes.{name}: the {family} family tests it "
+                                f"(env_specs/{family}.toml)", path)  # fmt: skip
+        return found
 
     @cached_property
     def overrides(self) -> dict[str, Override]:

@@ -179,10 +179,22 @@ def representative(models: dict[str, ModelEntry], family: str, count: int) -> li
     return chosen
 
 
-def coverage(models: dict[str, ModelEntry], architectures: dict[str, list[str]]) -> dict:
+NO_REASON = (
+    "no reason recorded: test it in a family (env_specs/<family>.toml architectures) or say "
+    "why not in env_specs/classes/untested.toml"
+)
+
+
+def coverage(
+    models: dict[str, ModelEntry],
+    architectures: dict[str, list[str]],
+    untested: dict[str, Any] | None = None,
+) -> dict:
     """The registry against the families (family -> the classes it tests): each family's
-    classes and model counts, the families with nothing beyond a tiny checkpoint, and the
-    classes in the registry that no family tests, most downloaded first."""
+    classes and model counts, the families with nothing beyond a tiny checkpoint, the
+    classes in the registry that no family tests, most downloaded first, each with why
+    (``untested``: class -> specs.Untested), and the share of the registry's downloads that
+    the tested classes hold."""
     families = {
         family: {
             "classes": sorted(classes),
@@ -192,10 +204,11 @@ def coverage(models: dict[str, ModelEntry], architectures: dict[str, list[str]])
         for family, classes in sorted(architectures.items())
     }
     tested = {name for classes in architectures.values() for name in classes}
-    untested: dict[str, list[ModelEntry]] = {}
+    reasons = untested or {}
+    by_class: dict[str, list[ModelEntry]] = {}
     for entry in sorted(models.values(), key=popularity):
         if entry.model_class not in tested:
-            untested.setdefault(entry.model_class, []).append(entry)
+            by_class.setdefault(entry.model_class, []).append(entry)
     rows = [
         {
             "class": name,
@@ -204,11 +217,28 @@ def coverage(models: dict[str, ModelEntry], architectures: dict[str, list[str]])
             "models": len(entries),
             "downloads": sum(entry.downloads or 0 for entry in entries),
             "most_downloaded": entries[0].model_id,
+            "why": reasons[name].why if name in reasons else None,
+            "reason": reasons[name].reason if name in reasons else NO_REASON,
         }
-        for name, entries in untested.items()
+        for name, entries in by_class.items()
     ]
     return {
         "families": families,
         "tiny_only": [family for family, row in families.items() if not row["hub_models"]],
         "untested_classes": sorted(rows, key=lambda row: (-row["downloads"], row["class"])),
+        "downloads": download_share(models, tested),
+    }
+
+
+def download_share(models: dict[str, ModelEntry], tested: set[str]) -> dict[str, Any]:
+    """The registry's Hub downloads (of the models discover counted) and the tested classes'
+    part of them; share None where no model has a count."""
+    counted = [entry for entry in models.values() if entry.downloads is not None]
+    total = sum(entry.downloads or 0 for entry in counted)
+    covered = sum(entry.downloads or 0 for entry in counted if entry.model_class in tested)
+    return {
+        "counted_models": len(counted),
+        "total": total,
+        "tested_classes": covered,
+        "share": round(covered / total, 4) if total else None,
     }

@@ -420,12 +420,15 @@ def _coverage_md(coverage: dict[str, Any]) -> str:
         parts.append(
             f"Families with only their tiny checkpoint: {', '.join(coverage['tiny_only'])}."
         )
+    share = (coverage.get("downloads") or {}).get("share")
+    if share is not None:
+        parts.append(f"The tested classes hold {share:.1%} of models.json's downloads.")
     untested = coverage["untested_classes"]
     if untested:
-        keys = ["class", "model_type", "task", "models", "downloads", "most_downloaded"]
+        keys = ["class", "task", "models", "downloads", "most_downloaded", "why", "reason"]
         parts.append(f"Classes in models.json that no family tests ({len(untested)}):")
         parts.append(_table([k.replace("_", " ") for k in keys],
-                            [[row[k] for k in keys] for row in untested]))  # fmt: skip
+                            [[row.get(k) for k in keys] for row in untested]))  # fmt: skip
     return "\n\n".join(parts)
 
 

@@ -42,6 +42,22 @@ class FamilySpec:
     architectures: dict[str, str] = field(default_factory=dict)  # class -> config model_type
 
 
+# Why a class no family tests stays untested (env_specs/classes/untested.toml).
+UNTESTED_WHY = {
+    "new-family": "its task is no family's: it needs a family of its own",
+    "unsupported": "a family's task, but it cannot run through that family's tests yet",
+}
+
+
+@dataclass(frozen=True)
+class Untested:
+    """A class no family tests, and why (UNTESTED_WHY's key and one line)."""
+
+    model_class: str
+    why: str
+    reason: str
+
+
 @dataclass(frozen=True)
 class HardwareSpec:
     """One hardware backend, the packages its environment needs and its CI jobs' runner."""
@@ -217,3 +233,22 @@ def load_overrides(path: Path) -> dict[str, Override]:
             notes=check.optional(entry, "notes", str, where, ""),
         )
     return overrides
+
+
+def load_untested(path: Path) -> dict[str, Untested]:
+    """Read env_specs/classes/untested.toml: ``[classes.<Class>]`` tables with ``why`` (a key of
+    UNTESTED_WHY) and ``reason``; {} when the file is absent."""
+    if not path.is_file():
+        return {}
+    data, text = read_toml(path)
+    check = Checker(path, text)
+    check.keys(data, "untested classes", {"classes"}, {"classes"})
+    found = {}
+    for name, entry in check.table(data["classes"], "classes").items():
+        where, at = f"classes.{name}", check.entry(name)
+        at.keys(at.table(entry, where), where, {"why", "reason"}, {"why", "reason"})
+        why, reason = at.typed(entry, "why", str, where), at.typed(entry, "reason", str, where)
+        if why not in UNTESTED_WHY:
+            raise at.fail(f"{where}.why must be one of {', '.join(UNTESTED_WHY)}", "why")
+        found[name] = Untested(name, why, reason)
+    return found
