@@ -110,3 +110,27 @@ def test_a_forked_child_opens_its_own_hub_connection(tmp_path):
 
     assert forked(tmp_path, child).wait(timeout=60) == 0
     assert answer.read_text() == "True"
+
+
+LATER_IMPORT = textwrap.dedent(
+    """
+    from hfmatrix import forking
+    forking.note_imports_done()  # the first family module: no native thread yet
+    import torch
+    torch.set_num_threads(2)
+    x = torch.randn(600, 600)
+    (x @ x).sum()  # OpenMP's pool starts
+    forking.note_imports_done()  # another family module imported after that
+    print(forking.start_for("cpu").method)
+    """
+)
+
+
+def test_a_family_module_imported_after_a_parallel_op_does_not_hide_its_pool():
+    """Only the first family module's imports set what counts as started before any model
+    ran, even when no native thread was alive then."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    done = subprocess.run([sys.executable, "-c", LATER_IMPORT], capture_output=True, text=True,
+                          env=env, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == forking.FRESH

@@ -27,7 +27,18 @@ def test_family_lists_its_models_tiny_first(isolated, capsys):
     [
         (("--class", "SamModel"), {"tiny-sam", "facebook/sam-vit-base", "facebook/sam-vit-large"}),
         (("--task", "image-text-to-text"), {"tiny-llava", "llava-hf/llava-1.5-7b-hf"}),
-        (("--tier", "tiny", "--family", "vit"), {"tiny-vit"}),
+        (
+            ("--tier", "tiny", "--family", "vit"),
+            {
+                "tiny-vit",
+                "tiny-deit",
+                "tiny-beit",
+                "tiny-convnext",
+                "tiny-convnextv2",
+                "tiny-swin",
+                "tiny-dinov2",
+            },
+        ),
         (("--class", "NoSuchClass"), set()),
     ],
 )

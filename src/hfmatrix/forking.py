@@ -52,13 +52,16 @@ def start_for(hardware: str) -> Start:
 
 
 _baseline: set[int] = set()
+_noted: list[bool] = []  # whether the baseline was taken (an empty one included)
 
 
 def note_imports_done() -> None:
     """Called once a family module has imported its stack, before any model runs: the native
     threads alive now (OpenBLAS's, which shuts them down around a fork) are not pools that
-    later torch ops started."""
-    if not _baseline:
+    later torch ops started. Only the first call counts: a family module imported later
+    (another family, or one file loaded again) comes after models may have run."""
+    if not _noted:
+        _noted.append(True)
         _baseline.update(native_threads())
 
 

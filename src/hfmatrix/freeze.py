@@ -4,6 +4,7 @@ files compared with the committed ones (``--check``)."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import sys
 import tempfile
@@ -18,12 +19,15 @@ from hfmatrix.project import Project
 def family_test(project: Project, family: str, model_id: str = "tiny") -> Any:
     """The FamilyTest subclass of families/test_hf_<family>.py, for tiny ``model_id``."""
     path = project.root / "families" / f"test_hf_{family}.py"
-    spec = importlib.util.spec_from_file_location(f"test_hf_{family}", path)
-    assert spec is not None and spec.loader is not None
-    module = sys.modules.get(spec.name)
+    name = f"test_hf_{family}"
+    module = sys.modules.get(name)
     if module is None or getattr(module, "__file__", None) != str(path):
+        if module is not None:  # another project's file of that name: leave it in place
+            name = f"{name}_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # where inspect finds the module of its classes
+        sys.modules[name] = module  # where inspect finds the module of its classes
         spec.loader.exec_module(module)
     from hfmatrix.harness import FamilyTest
 
