@@ -14,6 +14,7 @@ if __name__ == "__main__":  # where torch is missing, the arguments run in the f
 
     run_in_family_environment(__file__)
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -23,7 +24,12 @@ from transformers import (
     AutoTokenizer,
     GPT2Config,
     GPT2LMHeadModel,
-    GPT2Tokenizer,
+    GPTNeoConfig,
+    GPTNeoForCausalLM,
+    GPTNeoXConfig,
+    GPTNeoXForCausalLM,
+    OPTConfig,
+    OPTForCausalLM,
     pipeline,
 )
 
@@ -91,37 +97,53 @@ TINY_CONFIG = dict(  # transformers' GPT2ModelTester sizes, with the vocabulary 
 )  # fmt: skip
 SEED, INIT_STD = 1234, 0.5
 
-# Golden values of the tiny checkpoint: its weights and vocabulary as loaded, and its
-# outputs on PROMPT (fp32, CPU).
-GOLDEN_WEIGHTS_SHA256 = "35be1afb97979886ee9a9577bf044c42a9a12ad1fb694d4a23bdf7618b7c5c5e"
-GOLDEN_VOCAB_SHA256 = "bf8278cbf2df536c4b512e16f1dc85ceaf4ee3f2ac99e6b0b7cedc4c5e432927"
-GOLDEN_INPUT_IDS = [
-    272, 263, 276, 116, 277, 271, 32, 114, 281, 115, 270, 116, 111, 258, 290, 44, 285, 100,
-    258, 288,
-]  # fmt: skip
-GOLDEN_BYTES_IDS = [  # one id per UTF-8 byte, but for the merge "ve" (282)
-    67, 97, 102, 195, 169, 32, 110, 97, 195, 175, 282, 32, 226, 128, 148, 32, 230, 157, 177,
-    228, 186, 172, 32, 240, 159, 166, 138, 33,
-]  # fmt: skip
-GOLDEN_LOGITS = [  # logits[0, -3:, :5]
-    [0.442774, -0.4466, 2.278809, 2.968004, 7.108683],
-    [-0.619316, -4.819028, -0.435146, 2.528574, 8.010276],
-    [-1.914149, -4.784981, 2.093583, 3.756762, 5.962634],
-]
-GOLDEN_LOGITS_STATS = [  # per position: mean and std of the logits over the vocabulary
-    [0.024385, 3.033396], [-0.037332, 3.445004], [-0.209107, 4.086006], [-0.044464, 4.353384],
-    [-0.196084, 4.193335], [-0.251062, 4.232665], [-0.15659, 4.378649], [0.096154, 3.774003],
-    [0.25784, 4.112727], [0.164408, 3.652504], [-0.048929, 3.63256], [0.124504, 3.055523],
-    [-0.204656, 3.892658], [-0.096966, 3.899291], [-0.239352, 4.318051], [0.03723, 4.195179],
-    [-0.020947, 3.671737], [-0.122291, 3.614352], [-0.118758, 4.288292], [-0.095996, 3.351202],
-]  # fmt: skip
-# Greedy ids after PROMPT (smallest top-1/top-2 logit gap over the 20 steps: 0.02, 200 x ATOL).
-GOLDEN_NEW_IDS = [
-    251, 26, 47, 275, 267, 46, 111, 180, 119, 63, 275, 8, 46, 47, 284, 68, 275, 47, 275, 40,
-]  # fmt: skip
-# The pipeline's generated text: GOLDEN_NEW_IDS decoded (random weights pick raw bytes too;
-# a lone byte that is not valid UTF-8 decodes to U+FFFD).
-GOLDEN_TEXT = "\ufffd\x1a/icim.o\ufffdw?ic\x08./ timDic/ic("
+EOS_ID = VOCAB.index(EOS)
+IDS = dict(vocab_size=len(VOCAB), bos_token_id=EOS_ID, eos_token_id=EOS_ID)
+
+
+def bpe(tokenizer_class: str = "GPT2Tokenizer", **options) -> Callable[[], object]:
+    """The tiny byte-level BPE tokenizer (VOCAB, MERGES) as transformers' ``tokenizer_class``
+    (looked up when the recipe runs: transformers 4 has no GPTNeoXTokenizer)."""
+    import transformers
+
+    vocab = {token: i for i, token in enumerate(VOCAB)}
+    merges = [tuple(merge.split()) for merge in MERGES]
+    return lambda: getattr(transformers, tokenizer_class)(
+        vocab=vocab, merges=merges, model_max_length=64, **options
+    )
+
+
+def recipe(model_class, config, tokenizer: Callable) -> Callable[[Path], None]:
+    """A tiny checkpoint: ``model_class(config)`` with seeded weights, and ``tokenizer()``."""
+
+    def build(path: Path) -> None:
+        model = model_class(config)
+        seed_parameters(model, SEED, INIT_STD)
+        model.save_pretrained(path)
+        tokenizer().save_pretrained(path)
+
+    return build
+
+
+TINY = {  # tiny model id -> recipe: one per class the family tests, all byte-level BPE
+    "tiny-gpt": recipe(GPT2LMHeadModel, GPT2Config(**TINY_CONFIG), bpe()),
+    "tiny-gpt-neo": recipe(GPTNeoForCausalLM, GPTNeoConfig(
+        **IDS, max_position_embeddings=64, hidden_size=32, num_layers=2, num_heads=4,
+        intermediate_size=37, attention_types=[[["global", "local"], 1]], window_size=8),
+        bpe()),
+    "tiny-gpt-neox": recipe(GPTNeoXForCausalLM, GPTNeoXConfig(
+        **IDS, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=37, max_position_embeddings=64, rotary_pct=0.25,
+        tie_word_embeddings=False), bpe("GPTNeoXTokenizer", pad_token=EOS)),
+    "tiny-opt": recipe(OPTForCausalLM, OPTConfig(
+        **IDS, pad_token_id=EOS_ID, hidden_size=32, num_hidden_layers=2, ffn_dim=37,
+        num_attention_heads=4, max_position_embeddings=64, word_embed_proj_dim=32), bpe()),
+}  # fmt: skip
+
+# Golden values of each tiny checkpoint (families/golden/gpt.json): its weights and
+# vocabulary as loaded, and its outputs on PROMPT (fp32, CPU). tiny-gpt's greedy ids: the
+# smallest top-1/top-2 logit gap over the 20 steps is 0.02, 200 x ATOL; random weights pick
+# raw bytes too, and a lone byte that is not valid UTF-8 decodes to U+FFFD.
 
 
 class TestGptModels(FamilyTest):
@@ -136,17 +158,7 @@ class TestGptModels(FamilyTest):
         "gpt2": GPT2_PUBLISHED,
         "openai-community/gpt2": GPT2_PUBLISHED,
     }
-
-    def build_tiny(self, path: Path) -> None:
-        vocab = {token: i for i, token in enumerate(VOCAB)}
-        merges = [tuple(merge.split()) for merge in MERGES]
-        tokenizer = GPT2Tokenizer(
-            vocab=vocab, merges=merges, model_max_length=TINY_CONFIG["n_positions"]
-        )
-        model = GPT2LMHeadModel(GPT2Config(**TINY_CONFIG))
-        seed_parameters(model, SEED, INIT_STD)
-        model.save_pretrained(path)
-        tokenizer.save_pretrained(path)
+    tiny_recipes = TINY
 
     def model_inputs(self, model, tokenizer) -> dict:
         return dict(tokenizer(PROMPT, return_tensors="pt").to(self.device))
@@ -170,8 +182,8 @@ class TestGptModels(FamilyTest):
                   pipe.tokenizer.decode(direct, skip_special_tokens=True)),
         ]  # fmt: skip
         if self.tier == "tiny":
-            checks.append(equal("generated_ids", new_ids, GOLDEN_NEW_IDS))
-            checks.append(equal("generated_text", text, GOLDEN_TEXT))
+            checks.append(self.golden_check("generated_ids", new_ids))
+            checks.append(self.golden_check("generated_text", text))
         return checks
 
     def from_pretrained_checks(self, model, tokenizer, logits) -> list[Check]:
@@ -201,15 +213,16 @@ class TestGptModels(FamilyTest):
                   BYTES_TEXT),
         ]  # fmt: skip
         if self.tier == "tiny":
-            checks.append(equal("weights_sha256", weights_sha256(model), GOLDEN_WEIGHTS_SHA256))
-            checks.append(equal("vocab_sha256", vocab_sha256(tokenizer), GOLDEN_VOCAB_SHA256))
-            checks.append(equal("input_ids", input_ids, GOLDEN_INPUT_IDS))
-            checks.append(equal("bytes_input_ids", tokenizer(BYTES_TEXT)["input_ids"],
-                                GOLDEN_BYTES_IDS))  # fmt: skip
-            checks.append(close("logits_slice", logits[0, -3:, :5], GOLDEN_LOGITS, ATOL))
             stats = torch.stack([logits[0].mean(-1), logits[0].std(-1)], dim=-1)
-            checks.append(close("logits_stats", stats, GOLDEN_LOGITS_STATS, ATOL))
-            checks.append(equal("greedy_ids", new_ids, GOLDEN_NEW_IDS))
+            checks += [
+                self.golden_check("weights_sha256", weights_sha256(model)),
+                self.golden_check("vocab_sha256", vocab_sha256(tokenizer)),
+                self.golden_check("input_ids", input_ids),
+                self.golden_check("bytes_input_ids", tokenizer(BYTES_TEXT)["input_ids"]),
+                self.golden_check("logits_slice", logits[0, -3:, :5], ATOL),  # [0, -3:, :5]
+                self.golden_check("logits_stats", stats, ATOL),  # per position: mean, std
+                self.golden_check("greedy_ids", new_ids),
+            ]
         return checks
 
     def oracle_checks(self, model, tokenizer) -> list[Check]:

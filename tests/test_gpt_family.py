@@ -9,25 +9,28 @@ import shutil
 from pathlib import Path
 
 import pytest
-from families_helpers import edit_json, fails, plant_hf_snapshot, run, tiny_dir
+from families_helpers import ROOT, edit_json, fails, plant_hf_snapshot, run, tiny_dir
 
-from hfmatrix import likelihood
+from hfmatrix import checkpoints, golden, likelihood
 
 FAMILY = "gpt"
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
 
-def test_golden_text_is_the_golden_ids_decoded(family, tiny):
+@pytest.mark.parametrize("model_id", ["tiny-gpt", "tiny-gpt-neo", "tiny-gpt-neox", "tiny-opt"])
+def test_golden_text_is_the_golden_ids_decoded(family, model_id):
+    """Each class's tiny checkpoint: its golden greedy ids (EOS suppressed) decode to its
+    golden text, with the shared byte-level BPE vocabulary."""
     from transformers import AutoTokenizer
 
-    assert len(family.GOLDEN_NEW_IDS) == family.NEW_TOKENS >= 10
-    tokenizer = AutoTokenizer.from_pretrained(tiny)
-    assert type(tokenizer).__name__ == "GPT2Tokenizer"
+    stored = golden.read(ROOT, "gpt")[model_id]
+    ids = stored["greedy_ids"]
+    assert ids == stored["generated_ids"] and len(ids) == family.NEW_TOKENS >= 10
+    tokenizer = AutoTokenizer.from_pretrained(checkpoints.tiny_path(ROOT, model_id[5:]))
     assert tokenizer.eos_token == family.EOS and tokenizer.eos_token_id == len(family.VOCAB) - 1
-    assert tokenizer.eos_token_id not in family.GOLDEN_NEW_IDS  # EOS was suppressed
-    text = tokenizer.decode(family.GOLDEN_NEW_IDS, skip_special_tokens=True)
-    assert text == family.GOLDEN_TEXT
+    assert tokenizer.eos_token_id not in ids  # EOS was suppressed
+    assert tokenizer.decode(ids, skip_special_tokens=True) == stored["generated_text"]
 
 
 def test_changing_the_model_code_fails(family, tiny_copy):
