@@ -134,3 +134,27 @@ def test_a_family_module_imported_after_a_parallel_op_does_not_hide_its_pool():
                           env=env, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == forking.FRESH
+
+
+def test_a_logging_handler_on_a_closed_stream_does_not_break_a_forked_child(tmp_path):
+    """A handler left on a stream a test runner captured and closed is re-pointed, not
+    flushed, in the child."""
+    import logging
+
+    closed = (tmp_path / "captured").open("w")
+    handler = logging.StreamHandler(closed)
+    closed.close()
+    logger = logging.getLogger("hfmatrix-test-closed-stream")
+    logger.addHandler(handler)
+
+    def child() -> None:
+        logger.warning("the child logs")
+        print("the child ran")
+        sys.stdout.flush()
+        os._exit(0)
+
+    try:
+        assert forked(tmp_path, child).wait(timeout=60) == 0
+    finally:
+        logger.removeHandler(handler)
+    assert (tmp_path / "child.log").read_text() == "the child logs\nthe child ran\n"

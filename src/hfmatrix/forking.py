@@ -151,4 +151,5 @@ def redirect_output(output_fd: int) -> None:
     for logger in loggers:
         for handler in getattr(logger, "handlers", []):
             if type(handler) is logging.StreamHandler:  # transformers' own, for one
-                handler.setStream(sys.stderr)
+                with handler.lock or contextlib.nullcontext():  # not setStream: it flushes
+                    handler.stream = sys.stderr  # the old stream, which may be closed
