@@ -9,6 +9,8 @@ import functools
 import os
 import pickle
 import shutil
+import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +19,13 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+# huggingface_hub reads HF_HOME once, when first imported: import it now, under an HF cache
+# of this test run's own, so that no test's temporary HF_HOME becomes the default cache of
+# every later test in its process (tests that need a cache patch constants.HF_HUB_CACHE)
+if "huggingface_hub.constants" not in sys.modules:
+    os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="hfmatrix-tests-hf-")
+import huggingface_hub.constants  # noqa: F401
 
 pytest.register_assert_rewrite("families_helpers")
 
