@@ -11,8 +11,8 @@ if __name__ == "__main__":  # where torch is missing, the arguments run in the f
 
     run_in_family_environment(__file__)
 
+import functools
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from transformers import (
@@ -49,7 +49,7 @@ from hfmatrix import likelihood
 from hfmatrix.checkpoints import (
     byte_symbols,
     grown_bpe,
-    seed_parameters,
+    tiny_recipe,
     vocab_sha256,
     weights_sha256,
 )
@@ -165,16 +165,8 @@ ROBERTA_SIZES = dict(SIZES, max_position_embeddings=66, type_vocab_size=1)  # 2 
 SEED, INIT_STD = 1234, 0.5
 
 
-def recipe(model_class, config, tokenizer) -> Callable[[Path], None]:
-    """A tiny checkpoint: ``model_class(config)`` with seeded weights, and ``tokenizer()``."""
-
-    def build(path: Path) -> None:
-        model = model_class(config)
-        seed_parameters(model, SEED, INIT_STD)
-        model.save_pretrained(path)
-        tokenizer().save_pretrained(path)
-
-    return build
+# a tiny checkpoint: the class from its config, seeded weights, its tokenizer
+recipe = functools.partial(tiny_recipe, seed=SEED, std=INIT_STD)
 
 
 def wordpiece(tokenizer_class) -> Callable[[], object]:

@@ -14,8 +14,8 @@ if __name__ == "__main__":  # where torch is missing, the arguments run in the f
 
     run_in_family_environment(__file__)
 
+import functools
 from collections.abc import Callable
-from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -33,7 +33,12 @@ from transformers import (
     pipeline,
 )
 
-from hfmatrix.checkpoints import byte_symbols, seed_parameters, vocab_sha256, weights_sha256
+from hfmatrix.checkpoints import (
+    byte_symbols,
+    tiny_recipe,
+    vocab_sha256,
+    weights_sha256,
+)
 from hfmatrix.checks import Check, close, equal
 from hfmatrix.cli import family_main
 from hfmatrix.generation import (
@@ -113,16 +118,8 @@ def bpe(tokenizer_class: str = "GPT2Tokenizer", **options) -> Callable[[], objec
     )
 
 
-def recipe(model_class, config, tokenizer: Callable) -> Callable[[Path], None]:
-    """A tiny checkpoint: ``model_class(config)`` with seeded weights, and ``tokenizer()``."""
-
-    def build(path: Path) -> None:
-        model = model_class(config)
-        seed_parameters(model, SEED, INIT_STD)
-        model.save_pretrained(path)
-        tokenizer().save_pretrained(path)
-
-    return build
+# a tiny checkpoint: the class from its config, seeded weights, its tokenizer
+recipe = functools.partial(tiny_recipe, seed=SEED, std=INIT_STD)
 
 
 TINY = {  # tiny model id -> recipe: one per class the family tests, all byte-level BPE

@@ -16,7 +16,7 @@ if __name__ == "__main__":  # where torch is missing, the arguments run in the f
 
     run_in_family_environment(__file__)
 
-from collections.abc import Callable
+import functools
 from pathlib import Path
 from typing import ClassVar
 
@@ -46,6 +46,7 @@ from hfmatrix.checkpoints import (
     byte_symbols,
     grown_bpe,
     seed_parameters,
+    tiny_recipe,
     vocab_sha256,
     weights_sha256,
 )
@@ -153,16 +154,8 @@ def llama_tokenizer():
     return LlamaTokenizer(vocab=VOCAB, merges=MERGES, add_bos_token=True)
 
 
-def recipe(model_class, config, tokenizer: Callable) -> Callable[[Path], None]:
-    """A tiny checkpoint: ``model_class(config)`` with seeded weights, and ``tokenizer()``."""
-
-    def build(path: Path) -> None:
-        model = model_class(config)
-        seed_parameters(model, SEED, INIT_STD)
-        model.save_pretrained(path)
-        tokenizer().save_pretrained(path)
-
-    return build
+# a tiny checkpoint: the class from its config, seeded weights, its tokenizer
+recipe = functools.partial(tiny_recipe, seed=SEED, std=INIT_STD)
 
 
 LLAMA_IDS = dict(vocab_size=len(VOCAB), bos_token_id=VOCAB["<s>"], eos_token_id=VOCAB["</s>"],

@@ -42,7 +42,9 @@ def test_a_class_s_tiny_checkpoint_passes_its_golden_values(family_name, model_i
     assert record["status"] == "passed", record["reason"]
     entry = PROJECT.models[model_id]
     assert record["loaded"]["class"] == entry.model_class == record["model_class"]
-    config = json.loads((checkpoints.tiny_path(ROOT, model_id[5:]) / "config.json").read_text())
+    config = json.loads(
+        (checkpoints.tiny_path(ROOT, checkpoints.tiny_name(model_id)) / "config.json").read_text()
+    )
     spec = PROJECT.family_spec(family_name)
     assert config["model_type"] == spec.architectures[entry.model_class] == entry.model_type
     stored = golden.read(ROOT, family_name)[model_id]
@@ -62,7 +64,7 @@ def test_a_changed_weight_fails_a_class_s_golden_values(family_name, model_id, t
     """The first weight's first element, changed in a copy of the frozen files."""
     family = import_family(family_name)
     copy = project_copy(tmp_path / "project")
-    weights = checkpoints.tiny_path(copy, model_id[5:]) / "model.safetensors"
+    weights = checkpoints.tiny_path(copy, checkpoints.tiny_name(model_id)) / "model.safetensors"
     tensors = load_file(weights)
     first = sorted(tensors)[0]
     tensors[first].view(-1)[0] += 1.0

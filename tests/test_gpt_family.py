@@ -27,7 +27,9 @@ def test_golden_text_is_the_golden_ids_decoded(family, model_id):
     stored = golden.read(ROOT, "gpt")[model_id]
     ids = stored["greedy_ids"]
     assert ids == stored["generated_ids"] and len(ids) == family.NEW_TOKENS >= 10
-    tokenizer = AutoTokenizer.from_pretrained(checkpoints.tiny_path(ROOT, model_id[5:]))
+    tokenizer = AutoTokenizer.from_pretrained(
+        checkpoints.tiny_path(ROOT, checkpoints.tiny_name(model_id))
+    )
     assert tokenizer.eos_token == family.EOS and tokenizer.eos_token_id == len(family.VOCAB) - 1
     assert tokenizer.eos_token_id not in ids  # EOS was suppressed
     assert tokenizer.decode(ids, skip_special_tokens=True) == stored["generated_text"]

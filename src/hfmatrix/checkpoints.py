@@ -88,6 +88,21 @@ def describe(path: Path) -> dict[str, Any]:
     return {"path": str(path), "sha256": directory_sha256(path), "files": files}
 
 
+def tiny_recipe(
+    model_class: Any, config: Any, processor: Callable[[], Any], seed: int, std: float
+) -> Callable[[Path], None]:
+    """A tiny checkpoint's recipe: ``model_class(config)`` with seeded weights
+    (seed_parameters) and ``processor()`` (its tokenizer or processor), saved into a directory."""
+
+    def build(path: Path) -> None:
+        model = model_class(config)
+        seed_parameters(model, seed, std)
+        model.save_pretrained(path)
+        processor().save_pretrained(path)
+
+    return build
+
+
 def seed_parameters(model: Any, seed: int, std: float) -> None:
     """Fill every parameter from a generator seeded by (seed, parameter name).
 
