@@ -35,7 +35,7 @@ from transformers import (
 from transformers.models.whisper.modeling_whisper import sinusoids
 
 from hfmatrix.checkpoints import grown_bpe, seed_parameters, vocab_sha256, weights_sha256
-from hfmatrix.checks import Check, close, equal
+from hfmatrix.checks import Check, equal
 from hfmatrix.cli import family_main
 from hfmatrix.generation import fixed_length_greedy, greedy_new_ids
 from hfmatrix.harness import FamilyTest
@@ -94,35 +94,9 @@ TINY_CONFIG = dict(  # WhisperModelTester-like sizes; 200 frames / conv stride 2
 )  # fmt: skip
 SEED, INIT_STD = 3, 0.5  # greedy steps: top-2 logit gaps >= 0.12 (>> ATOL), 8 distinct tokens
 
-# Golden values of the tiny checkpoint: its weights, vocabulary and feature extractor as loaded,
-# and its outputs on sine_sweep() (fp32, CPU).
-GOLDEN_WEIGHTS_SHA256 = "7e1c9dbe16d6756dda73c4c070503df45863b7ec8d93ce429e5b39955a75b36f"
-GOLDEN_VOCAB_SHA256 = "dd0bb7329600e83224d9d8717d6b41a97c1e7cb20d9aaafa29ea08ced1d1800e"
-GOLDEN_FEATURE_EXTRACTOR = {
-    "feature_size": 80, "sampling_rate": 16000, "hop_length": 160, "chunk_length": 2,
-    "n_fft": 400, "n_samples": 32000, "nb_max_frames": 200, "padding_value": 0.0,
-}  # fmt: skip
-GOLDEN_PROMPT_IDS = [138, 139, 143, 147]
-GOLDEN_TEXT_IDS = [138, 147, 98, 102, 106, 115, 119, 122, 107, 126, 137]
-GOLDEN_FEATURES_STATS = [-0.476466, 0.32642, -0.569338, 1.430662]  # mean, std, min, max
-GOLDEN_FEATURES_SLICE = [  # input_features[0, ::16, 98:102]: the end of the sweep, then padding
-    [-0.569338, -0.212129, 0.297901, -0.212133],
-    [-0.569338, -0.205574, 0.304698, -0.205573],
-    [-0.569338, -0.187579, 0.322479, -0.187556],
-    [-0.569338, -0.103736, 0.405939, -0.103846],
-    [-0.36011, 0.255942, 0.760019, 0.25064],
-]
-GOLDEN_LOGITS = [  # logits[0, :, :6] on DECODER_PROMPT
-    [-3.547095, 0.184474, 4.829685, -0.371505, -2.365771, 6.005844],
-    [-0.23754, -1.449252, 2.589456, 1.594774, -1.053097, 5.387701],
-    [-3.704588, 2.869156, 2.890641, 0.592068, 0.838183, 7.197714],
-    [-4.133227, 0.545609, 2.017681, -0.011564, 0.872485, 8.567864],
-]
-GOLDEN_LOGITS_STATS = [  # per decoder position: mean and std of the logits over the vocabulary
-    [0.244433, 3.514241], [0.229147, 2.991993], [0.208358, 3.1665], [0.27647, 3.195383],
-]  # fmt: skip
-GOLDEN_NEW_IDS = [5, 67, 76, 18, 67, 67, 120, 125, 67, 58, 67, 67]
-GOLDEN_TRANSCRIPT = "%cl2cc l higcZcc"  # random weights: bytes, not words
+# Golden values of the tiny checkpoint (families/golden/whisper.json): its weights, vocabulary
+# and feature extractor as loaded, and its outputs on sine_sweep() (fp32, CPU). Random weights
+# transcribe bytes, not words.
 
 
 def byte_level_bpe() -> tuple[dict[str, int], list[tuple[str, str]]]:
@@ -169,6 +143,43 @@ def first_step_logits(logits: torch.Tensor, config) -> torch.Tensor:
     return logits
 
 
+def tiny_whisper(path: Path) -> None:
+    """The tiny checkpoint's recipe: the byte-level BPE with Whisper's special tokens, a seeded
+    model with Whisper's fixed sinusoidal encoder positions, and a generation config that
+    knows the languages and tasks, saved into ``path``."""
+    vocab, merges = byte_level_bpe()
+    tokenizer = WhisperTokenizer(
+        vocab=vocab, merges=merges, extra_special_tokens=SPECIAL_TOKENS[1:]
+    )
+    ids = tokenizer.convert_tokens_to_ids
+    eot = ids("<|endoftext|>")
+    special = dict(
+        decoder_start_token_id=ids("<|startoftranscript|>"), bos_token_id=eot,
+        eos_token_id=eot, pad_token_id=eot, suppress_tokens=ids(SUPPRESSED),
+        begin_suppress_tokens=[ids("Ġ"), eot],
+    )  # fmt: skip
+    model = WhisperForConditionalGeneration(
+        WhisperConfig(vocab_size=len(tokenizer), **TINY_CONFIG, **special)
+    )
+    seed_parameters(model, SEED, INIT_STD)
+    positions = model.model.encoder.embed_positions.weight  # fixed sinusoids in Whisper
+    with torch.no_grad():
+        positions.copy_(sinusoids(*positions.shape))
+    model.generation_config = GenerationConfig(
+        **special,
+        is_multilingual=True,
+        lang_to_id={token: ids(token) for token in LANGUAGE_TOKENS},
+        task_to_id={task: ids(f"<|{task}|>") for task in ("translate", "transcribe")},
+        no_timestamps_token_id=ids("<|notimestamps|>"),
+    )
+    processor = WhisperProcessor(WhisperFeatureExtractor(**FEATURE_EXTRACTOR), tokenizer)
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+
+
+TINY = {"tiny-whisper": tiny_whisper}  # tiny model id -> recipe
+
+
 class TestWhisperModels(FamilyTest):
     """Whisper models: log-mel features, logits on a fixed decoder prompt, greedy transcripts,
     and the ASR pipeline's text against the direct model's greedy ids."""
@@ -179,36 +190,7 @@ class TestWhisperModels(FamilyTest):
     openvino_class = "OVModelForSpeechSeq2Seq"
     new_tokens = NEW_TOKENS
     atol = ATOL
-
-    def build_tiny(self, path: Path) -> None:
-        vocab, merges = byte_level_bpe()
-        tokenizer = WhisperTokenizer(
-            vocab=vocab, merges=merges, extra_special_tokens=SPECIAL_TOKENS[1:]
-        )
-        ids = tokenizer.convert_tokens_to_ids
-        eot = ids("<|endoftext|>")
-        special = dict(
-            decoder_start_token_id=ids("<|startoftranscript|>"), bos_token_id=eot,
-            eos_token_id=eot, pad_token_id=eot, suppress_tokens=ids(SUPPRESSED),
-            begin_suppress_tokens=[ids("Ġ"), eot],
-        )  # fmt: skip
-        model = WhisperForConditionalGeneration(
-            WhisperConfig(vocab_size=len(tokenizer), **TINY_CONFIG, **special)
-        )
-        seed_parameters(model, SEED, INIT_STD)
-        positions = model.model.encoder.embed_positions.weight  # fixed sinusoids in Whisper
-        with torch.no_grad():
-            positions.copy_(sinusoids(*positions.shape))
-        model.generation_config = GenerationConfig(
-            **special,
-            is_multilingual=True,
-            lang_to_id={token: ids(token) for token in LANGUAGE_TOKENS},
-            task_to_id={task: ids(f"<|{task}|>") for task in ("translate", "transcribe")},
-            no_timestamps_token_id=ids("<|notimestamps|>"),
-        )
-        processor = WhisperProcessor(WhisperFeatureExtractor(**FEATURE_EXTRACTOR), tokenizer)
-        model.save_pretrained(path)
-        processor.save_pretrained(path)
+    tiny_recipes = TINY
 
     def language_task(self, model) -> dict:
         """generate()'s language and task where the model takes them (multilingual models)."""
@@ -294,7 +276,7 @@ class TestWhisperModels(FamilyTest):
             equal("pipeline_text_matches_generate", text, decoded),
         ]
         if self.tier == "tiny":
-            checks.append(equal("pipeline_text", text, GOLDEN_TRANSCRIPT))
+            checks.append(self.golden_check("pipeline_text", text))
         return checks
 
     def from_pretrained_checks(self, model, processor, logits) -> list[Check]:
@@ -315,19 +297,19 @@ class TestWhisperModels(FamilyTest):
             stats = [features.mean(), features.std(), features.min(), features.max()]
             logits_stats = torch.stack([logits[0].mean(-1), logits[0].std(-1)], dim=-1)
             checks += [
-                equal("weights_sha256", weights_sha256(model), GOLDEN_WEIGHTS_SHA256),
-                equal("vocab_sha256", vocab_sha256(tokenizer), GOLDEN_VOCAB_SHA256),
-                equal("feature_extractor_settings", fe_settings(feature_extractor),
-                      GOLDEN_FEATURE_EXTRACTOR),
-                equal("decoder_prompt_ids", prompt, GOLDEN_PROMPT_IDS),
-                equal("text_ids", tokenizer(TEXT)["input_ids"], GOLDEN_TEXT_IDS),
-                close("features_stats", torch.stack(stats), GOLDEN_FEATURES_STATS, ATOL),
-                close("features_slice", features[0, ::16, 98:102], GOLDEN_FEATURES_SLICE, ATOL),
-                close("logits_slice", logits[0, :, :6], GOLDEN_LOGITS, ATOL),
-                close("logits_stats", logits_stats, GOLDEN_LOGITS_STATS, ATOL),
-                equal("greedy_ids", new_ids, [GOLDEN_NEW_IDS]),
-                equal("greedy_transcript", tokenizer.decode(new_ids[0], skip_special_tokens=True),
-                      GOLDEN_TRANSCRIPT),
+                self.golden_check("weights_sha256", weights_sha256(model)),
+                self.golden_check("vocab_sha256", vocab_sha256(tokenizer)),
+                self.golden_check("feature_extractor_settings", fe_settings(feature_extractor)),
+                self.golden_check("decoder_prompt_ids", prompt),
+                self.golden_check("text_ids", tokenizer(TEXT)["input_ids"]),
+                self.golden_check("features_stats", torch.stack(stats), ATOL),  # mean std min max
+                # the end of the sweep, then padding
+                self.golden_check("features_slice", features[0, ::16, 98:102], ATOL),
+                self.golden_check("logits_slice", logits[0, :, :6], ATOL),  # on DECODER_PROMPT
+                self.golden_check("logits_stats", logits_stats, ATOL),  # per position: mean, std
+                self.golden_check("greedy_ids", new_ids[0]),
+                self.golden_check("greedy_transcript",
+                                  tokenizer.decode(new_ids[0], skip_special_tokens=True)),
             ]  # fmt: skip
         return checks
 
