@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hfmatrix import hardware, results
+from hfmatrix import findings, hardware, results
 from hfmatrix.errors import UserError
 from hfmatrix.perf import PerfSettings
 from hfmatrix.project import RESULTS_ENV, Project
@@ -19,7 +19,6 @@ from hfmatrix.project import RESULTS_ENV, Project
 if TYPE_CHECKING:
     from hfmatrix.harness import FamilyTest
 
-FAILING = ("failed", "error", "timeout")
 
 
 def positive(value: str) -> float:
@@ -218,6 +217,7 @@ def family_main(family_test: type[FamilyTest], argv: list[str] | None = None) ->
             family_test.family, args.model, args.all_models, args.representative
         )
         backends = hardware_plan(project, args.hardware, args.all_hardware, args.dtype)
+        project.findings  # noqa: B018 -- a mistake there stops the run before any model
         plan = [(m, hw) for hw in backends for m in models]
         settings = RunSettings.from_options(args, results_dir(project, args.results_dir))
         records = [run_and_write(family_test, project, settings, plan, i) for i in range(len(plan))]
@@ -226,7 +226,7 @@ def family_main(family_test: type[FamilyTest], argv: list[str] | None = None) ->
         return exc.exit_code
     print_table(records)
     print(f"records: {settings.results_dir / 'raw'}")
-    return 1 if any(r["status"] in FAILING for r in records) else 0
+    return 1 if any(findings.failing(r) for r in records) else 0
 
 
 def run_and_write(
@@ -245,6 +245,8 @@ def run_and_write(
         reason = f": {record['reason'][:160]}" if record["reason"] else ""
         wall = time.perf_counter() - start  # with the test process's start
         print(f"    {record['status']} in {wall:.1f}s{reason}", flush=True)
+        if findings.words(record):
+            print(f"    {findings.words(record)}", flush=True)
     return record
 
 

@@ -25,9 +25,7 @@ class Differs:
 
     def applies(self) -> bool:
         """Whether this process's packages meet ``stack``."""
-        requirement = Requirement(self.stack)
-        version = installed(requirement.name)
-        return version is not None and requirement.specifier.contains(version, prereleases=True)
+        return holds(self.stack)
 
     @property
     def label(self) -> str:
@@ -57,6 +55,13 @@ def expect(default: Any, *differs: Differs) -> Expected:
 def resolve(expected: Any) -> tuple[Any, str | None]:
     """A plain value, or an Expected's value for this stack, with its label."""
     return expected.resolve() if isinstance(expected, Expected) else (expected, None)
+
+
+def holds(stack: str) -> bool:
+    """Whether this process's packages meet ``stack``, a requirement (``"transformers<5"``)."""
+    requirement = Requirement(stack)
+    version = installed(requirement.name)
+    return version is not None and requirement.specifier.contains(version, prereleases=True)
 
 
 @cache

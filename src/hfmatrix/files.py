@@ -76,9 +76,11 @@ def _read_text(path: Path) -> str:
 
 
 def line_of_key(text: str, key: str, start: int = 0) -> int | None:
-    """The line of ``key`` as a JSON key (``"key":``) or TOML key (``key =``), from ``start``."""
+    """The line of ``key`` as a JSON key (``"key":``), TOML key (``key =``) or part of a TOML
+    table header (``[classes.key]``), from ``start``."""
     escaped = re.escape(key)
-    pattern = re.compile(rf'(?m)"{escaped}"\s*:|^\s*"?{escaped}"?\s*=')
+    header = rf'^[ \t]*\[\[?(?:[^\]\n]*\.)?"?{escaped}"?(?:\.[^\]\n]*)?\]'
+    pattern = re.compile(rf'(?m)"{escaped}"\s*:|^[ \t]*"?{escaped}"?[ \t]*=|{header}')
     match = pattern.search(text, start)
     return None if match is None else text.count("\n", 0, match.start()) + 1
 

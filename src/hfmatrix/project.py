@@ -13,11 +13,13 @@ from hfmatrix.files import line_of_key
 from hfmatrix.registry import ModelEntry, family_models, load_models, representative
 from hfmatrix.specs import (
     FamilySpec,
+    Finding,
     HardwareSpec,
     Override,
     StackSpec,
     Untested,
     load_family_spec,
+    load_findings,
     load_hardware_spec,
     load_overrides,
     load_stack_spec,
@@ -26,6 +28,7 @@ from hfmatrix.specs import (
 
 RESULTS_ENV = "HFMATRIX_RESULTS_DIR"
 UNTESTED_FILE = "env_specs/classes/untested.toml"  # the classes no family tests, and why
+FINDINGS_FILE = "env_specs/classes/findings.toml"  # tested classes' declared backend failures
 # A Hub repo id: [namespace/]name, word characters, '.' and '-' (huggingface_hub's rule).
 REPO_ID = re.compile(r"^(?:\w[\w.-]{0,95}/)?\w[\w.-]{0,95}$")
 
@@ -142,6 +145,24 @@ class Project:
             for name in set(spec.architectures) & set(found):
                 raise UserError(f"classes.{name}: the {family} family tests it "
                                 f"(env_specs/{family}.toml)", path)  # fmt: skip
+        return found
+
+    @cached_property
+    def findings(self) -> list[Finding]:
+        """env_specs/classes/findings.toml: the declared failures of tested classes on a
+        backend; a class no family tests or an unknown backend is a UserError there."""
+        path = self.root / FINDINGS_FILE
+        found = load_findings(path)
+        tested = {name for spec in self.family_specs().values() for name in spec.architectures}
+        for finding in found:
+            where = f"findings.{finding.model_class}.{finding.hardware}"
+            if finding.model_class not in tested:
+                raise UserError(f"{where}: no family tests {finding.model_class}", path,
+                                finding.line)  # fmt: skip
+            if finding.hardware not in self.hardware_names():
+                known = ", ".join(self.hardware_names())
+                raise UserError(f"{where}: unknown hardware {finding.hardware!r} (known: "
+                                f"{known})", path, finding.line)  # fmt: skip
         return found
 
     @cached_property

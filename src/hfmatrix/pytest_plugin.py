@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from hfmatrix.cli import FAILING, add_run_options, hardware_plan, perf_settings, results_dir
+from hfmatrix import findings
+from hfmatrix.cli import add_run_options, hardware_plan, perf_settings, results_dir
 from hfmatrix.errors import UserError
 from hfmatrix.harness import FamilyTest
 from hfmatrix.project import Project
@@ -35,6 +36,7 @@ def pytest_configure(config: pytest.Config) -> None:
         for family in families:
             project.select_models(family, options.model, options.all_models, options.representative)
         hardware_plan(project, options.hardware, options.all_hardware, options.dtype)
+        project.findings  # noqa: B018 -- a mistake there stops the run before any model
         results_dir(project, options.results_dir)
         perf_settings(options)
     except UserError as exc:
@@ -68,7 +70,7 @@ def pytest_pycollect_makeitem(collector: Any, name: str, obj: Any) -> list[pytes
 
 
 class ModelFailed(Exception):
-    """A model's record says failed, error or timeout."""
+    """A model's record says failed, error or timeout (and no declared finding)."""
 
 
 class ModelItem(pytest.Item):
@@ -90,8 +92,10 @@ class ModelItem(pytest.Item):
             self.user_properties.append(("resumed_from", record["started_at"]))
         if record["status"] == "skipped":
             pytest.skip(record["reason"])
-        if record["status"] in FAILING:
+        if findings.failing(record):
             raise ModelFailed(f"{record['status']}: {record['reason']}\nrecord: {path}")
+        if findings.observed(record):  # a declared finding: reported, the session goes on
+            pytest.xfail(f"{record['status']}: {findings.words(record)}")
 
     def repr_failure(self, excinfo: Any, style: Any = None) -> str:
         if isinstance(excinfo.value, ModelFailed):

@@ -13,10 +13,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hfmatrix import findings, results
 from hfmatrix import hardware as hardware_module
-from hfmatrix import results
 from hfmatrix.isolation import Limits, default_max_memory, run_in_child
 from hfmatrix.perf import PerfSettings
+from hfmatrix.project import FINDINGS_FILE
 
 if TYPE_CHECKING:
     from hfmatrix.harness import FamilyTest
@@ -99,6 +100,7 @@ def run_model(
         job = child_job(test, hardware)
         limits = settings.limits(family_test)
         record = run_in_child(job, family_test, limits, blank, log, notify)
+    findings.mark(record, project.findings, FINDINGS_FILE)
     results.write_record(settings.results_dir, record, path)
     return Outcome(record, path)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 
 from hfmatrix.errors import UserError
-from hfmatrix.files import Checker, read_json, read_toml
+from hfmatrix.files import Checker, line_of_key, read_json, read_toml
 
 FAMILY_KEYS = {
     "family",
@@ -56,6 +56,23 @@ class Untested:
     model_class: str
     why: str
     reason: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A tested class's declared failure on one backend (env_specs/classes/findings.toml):
+    where ``stack`` holds (a requirement on an installed package) a record of the class on
+    ``hardware`` whose reason contains ``match`` is this finding; ``reason`` says why."""
+
+    model_class: str
+    hardware: str
+    stack: str
+    match: str
+    reason: str
+    line: int | None = None  # where it is declared
+
+
+FINDING_KEYS = {"stack", "match", "reason"}
 
 
 @dataclass(frozen=True)
@@ -251,4 +268,27 @@ def load_untested(path: Path) -> dict[str, Untested]:
         if why not in UNTESTED_WHY:
             raise at.fail(f"{where}.why must be one of {', '.join(UNTESTED_WHY)}", "why")
         found[name] = Untested(name, why, reason)
+    return found
+
+
+def load_findings(path: Path) -> list[Finding]:
+    """Read env_specs/classes/findings.toml: ``[findings.<Class>.<hardware>]`` tables with
+    ``stack`` (a requirement), ``match`` and ``reason``; [] when the file is absent."""
+    if not path.is_file():
+        return []
+    data, text = read_toml(path)
+    check = Checker(path, text)
+    check.keys(data, "findings", {"findings"}, {"findings"})
+    found = []
+    for name, backends in check.table(data["findings"], "findings").items():
+        at = check.entry(name)
+        for hardware, entry in at.table(backends, f"findings.{name}").items():
+            where, here = f"findings.{name}.{hardware}", at.entry(hardware)
+            here.keys(here.table(entry, where), where, FINDING_KEYS, FINDING_KEYS)
+            values = {key: here.typed(entry, key, str, where) for key in sorted(FINDING_KEYS)}
+            if not values["match"].strip() or not values["reason"].strip():
+                raise here.fail(f"{where}: match and reason must not be blank", "match")
+            requirements([values["stack"]], here, f"{where}.stack")
+            line = line_of_key(text, hardware, at.start)  # its table's header
+            found.append(Finding(name, hardware, line=line, **values))
     return found
