@@ -67,37 +67,18 @@ TINY_IMAGE_PROCESSOR = dict(  # resize the longest edge to the model's 128 and p
 )  # fmt: skip
 SEED, INIT_STD = 0, 0.4
 
-# Golden values of the tiny checkpoint: its weights and image processor as loaded, and its
-# outputs on synthetic_image() with POINT (fp32, CPU).
-GOLDEN_WEIGHTS_SHA256 = "51a14ef6291f68954dc3bc5063c64afd9b365e21bd8b1e2f6ca9d271df979f98"
-GOLDEN_IMAGE_PROCESSOR_CLASS = "SamImageProcessor"  # the torchvision backend, v5's default
-GOLDEN_IMAGE_PROCESSOR = {
-    **TINY_IMAGE_PROCESSOR, "do_resize": True, "do_rescale": True, "do_normalize": True,
-    "do_pad": True, "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225],
-    "rescale_factor": 1 / 255, "resample": 2,
-}  # fmt: skip
-GOLDEN_SIZES = {"original_sizes": [[48, 64]], "reshaped_input_sizes": [[96, 128]]}
-GOLDEN_INPUT_POINTS = [[[[48.0, 36.0]]]]  # POINT scaled to the 128 x 96 resized image
-GOLDEN_PIXEL_STATS = [  # per channel: mean and std of pixel_values
-    [0.043106, 1.107728], [0.143765, 1.142811], [0.640139, 0.709614],
-]  # fmt: skip
-GOLDEN_PIXEL_SLICE = [  # pixel_values[0, :, 36, 30:34]: across the square's left edge
-    [-1.107543, -1.073294, -1.039044, -1.004795],
-    [-0.355042, -0.355042, -0.355042, -0.355042],
-    [1.541961, 0.879651, -0.444967, -1.107277],
-]
-GOLDEN_IOU_SCORES = [5.448351, 5.949268, -8.639704]  # iou_scores[0, 0]
-GOLDEN_MASKS_SLICE = [  # pred_masks[0, 0, :, 9, 10:14]: low-res mask logits near POINT
-    [11.094851, 11.682673, 5.511359, -0.913894],
-    [-2.632902, -3.812406, -9.13125, 0.044908],
-    [-22.122929, -22.598383, -3.172219, 7.077745],
-]
-GOLDEN_MASKS_STATS = [  # per mask: mean and std of pred_masks
-    [3.255044, 4.59064], [-4.382887, 4.798693], [-0.827238, 9.648853],
-]  # fmt: skip
-GOLDEN_MASK_PIXELS = [2753, 22, 1562]  # true pixels of each post-processed 48 x 64 mask
-GOLDEN_PIPELINE_SCORES = [6.823323, 6.684163]  # the tiny thresholds keep two masks
-GOLDEN_PIPELINE_PIXELS = [2969, 28]
+# What the tiny checkpoint's image processor must keep (its settings' golden value), and the
+# input sizes that post-processing takes back to the image's own.
+IMAGE_PROCESSOR_SETTINGS = (
+    *TINY_IMAGE_PROCESSOR, "do_resize", "do_rescale", "do_normalize", "do_pad", "image_mean",
+    "image_std", "rescale_factor", "resample",
+)  # fmt: skip
+SIZES = ("original_sizes", "reshaped_input_sizes")
+
+# Golden values of the tiny checkpoint (families/golden/sam.json): its weights and image
+# processor as loaded (the torchvision backend's class, v5's default), and its outputs on
+# synthetic_image() with POINT (fp32, CPU). The pipeline's masks under the tiny thresholds
+# (two pass) are stored as pipeline_mask_pixels beside the direct model's mask_pixels.
 
 # The class oracle: a point prompt on the espresso of inputs.photo("coffee") (600 x 400: a cup
 # of espresso on its saucer, seen from above at an angle). A single point is ambiguous, and
@@ -158,6 +139,18 @@ MASK_IOU = Bound(
 )
 
 
+def tiny_sam(path: Path) -> None:
+    """The tiny checkpoint's recipe: a seeded SamModel and its image processor alone, as
+    preprocessor_config.json (the Hub checkpoints' layout), saved into ``path``."""
+    model = SamModel(SamConfig(**TINY_CONFIG))
+    seed_parameters(model, SEED, INIT_STD)
+    model.save_pretrained(path)
+    SamImageProcessor(**TINY_IMAGE_PROCESSOR).save_pretrained(path)
+
+
+TINY = {"tiny-sam": tiny_sam}  # tiny model id -> recipe
+
+
 class TestSamModels(FamilyTest):
     """Segment Anything: automatic mask generation, point-prompted masks, and their agreement;
     a point on a real photograph's object gets a mask of that object."""
@@ -166,14 +159,8 @@ class TestSamModels(FamilyTest):
     auto_model = AutoModelForMaskGeneration
     auto_processor = AutoProcessor
     openvino_class = "OVSamModel"
+    tiny_recipes = TINY
     last: tuple[Any, Any] | None = None  # (inputs, outputs) of the latest forward pass
-
-    def build_tiny(self, path: Path) -> None:
-        model = SamModel(SamConfig(**TINY_CONFIG))
-        seed_parameters(model, SEED, INIT_STD)
-        model.save_pretrained(path)
-        # the image processor alone, as preprocessor_config.json: the Hub checkpoints' layout
-        SamImageProcessor(**TINY_IMAGE_PROCESSOR).save_pretrained(path)
 
     def model_inputs(self, model, processor) -> dict:
         inputs = processor(images=synthetic_image(), input_points=[[POINT]], return_tensors="pt")
@@ -215,16 +202,17 @@ class TestSamModels(FamilyTest):
         ]  # fmt: skip
         if self.tier == "tiny":
             pixels = [int(mask.sum()) for mask in masks]
-            checks.append(equal("image_processor_class", type(pipe.image_processor).__name__,
-                                GOLDEN_IMAGE_PROCESSOR_CLASS))  # fmt: skip
-            checks.append(equal("mask_pixels", pixels, GOLDEN_PIPELINE_PIXELS))
-            checks.append(close("mask_scores", scores, GOLDEN_PIPELINE_SCORES, ATOL))
+            checks += [
+                self.golden_check("image_processor_class", type(pipe.image_processor).__name__),
+                self.golden_check("mask_pixels", pixels, key="pipeline_mask_pixels"),
+                self.golden_check("mask_scores", scores, ATOL),
+            ]
         return checks
 
     def from_pretrained_checks(self, model, processor, pred_masks) -> list[Check]:
         inputs, outputs = self.last
         iou = outputs.iou_scores[0, 0].cpu()
-        sizes = {key: inputs[key].tolist() for key in GOLDEN_SIZES}
+        sizes = {key: inputs[key].tolist() for key in SIZES}
         masks = processor.post_process_masks(pred_masks.cpu(), **sizes)[0][0]  # 3 x H x W
         side = 4 * model.config.prompt_encoder_config.image_embedding_size
         checks = [
@@ -235,22 +223,25 @@ class TestSamModels(FamilyTest):
         ]
         if self.tier == "tiny":
             pixel_values = inputs["pixel_values"][0]
-            saved = json.loads(processor.image_processor.to_json_string())
-            settings = {key: saved.get(key) for key in GOLDEN_IMAGE_PROCESSOR}
+            image_processor = processor.image_processor
+            saved = json.loads(image_processor.to_json_string())
+            settings = {key: saved.get(key) for key in IMAGE_PROCESSOR_SETTINGS}
             checks += [
-                equal("weights_sha256", weights_sha256(model), GOLDEN_WEIGHTS_SHA256),
-                equal("image_processor_class", type(processor.image_processor).__name__,
-                      GOLDEN_IMAGE_PROCESSOR_CLASS),
-                equal("image_processor_settings", settings,
-                      json.loads(json.dumps(GOLDEN_IMAGE_PROCESSOR))),
-                equal("sizes", sizes, GOLDEN_SIZES),
-                equal("input_points", inputs["input_points"].tolist(), GOLDEN_INPUT_POINTS),
-                close("pixel_values_stats", stats(pixel_values), GOLDEN_PIXEL_STATS, ATOL),
-                close("pixel_values_slice", pixel_values[:, 36, 30:34], GOLDEN_PIXEL_SLICE, ATOL),
-                close("iou_scores", iou, GOLDEN_IOU_SCORES, ATOL),
-                close("pred_masks_slice", pred_masks[0, 0, :, 9, 10:14], GOLDEN_MASKS_SLICE, ATOL),
-                close("pred_masks_stats", stats(pred_masks[0, 0]), GOLDEN_MASKS_STATS, ATOL),
-                equal("mask_pixels", masks.sum((-1, -2)).tolist(), GOLDEN_MASK_PIXELS),
+                self.golden_check("weights_sha256", weights_sha256(model)),
+                self.golden_check("image_processor_class", type(image_processor).__name__),
+                self.golden_check("image_processor_settings", settings),
+                self.golden_check("sizes", sizes),
+                # POINT, scaled to the resized image
+                self.golden_check("input_points", inputs["input_points"].tolist()),
+                self.golden_check("pixel_values_stats", stats(pixel_values), ATOL),
+                # across the square's left edge
+                self.golden_check("pixel_values_slice", pixel_values[:, 36, 30:34], ATOL),
+                self.golden_check("iou_scores", iou, ATOL),
+                # low-res mask logits near POINT
+                self.golden_check("pred_masks_slice", pred_masks[0, 0, :, 9, 10:14], ATOL),
+                self.golden_check("pred_masks_stats", stats(pred_masks[0, 0]), ATOL),
+                # true pixels of each post-processed mask
+                self.golden_check("mask_pixels", masks.sum((-1, -2)).tolist()),
             ]  # fmt: skip
         else:
             low, high = IOU_RANGE
@@ -270,7 +261,7 @@ class TestSamModels(FamilyTest):
         inputs = processor(images=image, input_points=[[ORACLE_POINT]], return_tensors="pt")
         inputs = inputs.to(self.device)
         outputs = model(pixel_values=inputs["pixel_values"], input_points=inputs["input_points"])
-        sizes = {key: inputs[key].cpu() for key in GOLDEN_SIZES}
+        sizes = {key: inputs[key].cpu() for key in SIZES}
         masks = processor.post_process_masks(outputs.pred_masks.cpu(), **sizes)[0][0]
         scores = outputs.iou_scores[0, 0].cpu()
         best = int(scores.argmax())

@@ -179,20 +179,27 @@ class FamilyTest:
         return (self.openvino_atol or self.atol) if hardware == "openvino" else self.atol
 
     def golden_check(
-        self, name: str, value: Any, atol: float | None = None, stored: Any = None
+        self,
+        name: str,
+        value: Any,
+        atol: float | None = None,
+        stored: Any = None,
+        key: str | None = None,
     ) -> Check:
-        """``value`` against this tiny checkpoint's golden value ``name`` (families/golden/):
-        exactly, or within ``atol``. While ``hfmatrix freeze`` captures the values of a new
-        tiny checkpoint, ``value`` is recorded instead, or ``stored`` where given (an
-        Expected: the value with the stacks where it is known to differ)."""
+        """``value`` against this tiny checkpoint's golden value ``key`` (families/golden/;
+        ``name`` unless two tests' checks share that name): exactly, or within ``atol``.
+        While ``hfmatrix freeze`` captures the values of a new tiny checkpoint, ``value`` is
+        recorded instead, or ``stored`` where given (an Expected: the value with the stacks
+        where it is known to differ)."""
+        key = key or name
         if self.capturing is not None:
-            self.capturing[name] = golden.plain(value if stored is None else stored)
+            self.capturing[key] = golden.plain(value if stored is None else stored)
             return Check(name, True, "captured")
-        if name not in self.golden:
+        if key not in self.golden:
             where = golden.path(self.project.root, self.family)
             return Check(name, False, f"no golden value for {self.model_id} in {where}: "
                          f"capture it with nox -s freeze -- --family {self.family}")  # fmt: skip
-        expected = self.golden[name]
+        expected = self.golden[key]
         return equal(name, value, expected) if atol is None else close(name, value, expected, atol)
 
     @property
