@@ -74,7 +74,7 @@ GRID = {
     ("gpt", "cuda-float16"): "error", ("gpt", "openvino"): "passed",
 }  # fmt: skip
 SUMMARY: dict[str, Any] = {
-    "schema": "hfmatrix.summary/4",
+    "schema": "hfmatrix.summary/5",
     "generated_at": "2026-11-28T01:00:00+00:00",
     "results_dir": "/srv/hfmatrix/test_results",
     "totals": {"passed": 5, "failed": 1, "error": 0, "skipped": 1, "timeout": 1, "total": 8},

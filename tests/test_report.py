@@ -96,7 +96,7 @@ def test_by_hardware_file(results: Path) -> None:
 def test_summary_totals_and_matrix(results: Path) -> None:
     summary = write_report(results)
     assert _read(results / "summary.json") == summary
-    assert summary["schema"] == "hfmatrix.summary/4"
+    assert summary["schema"] == "hfmatrix.summary/5"
     assert summary["results_dir"] == str(results)
     assert summary["totals"] == {
         "passed": 3,
@@ -118,6 +118,10 @@ def test_summary_totals_and_matrix(results: Path) -> None:
         "status": "error",
         "counts": {"failed": 1, "timeout": 1},
         **measured,
+        "findings": [
+            {"model_id": "gpt2", "status": "timeout", "reason": "", "declared": None},
+            {"model_id": "tiny-gpt2", "status": "failed", "reason": "", "declared": None},
+        ],
     }
     assert matrix["gpt"]["openvino"]["status"] == "passed"
     assert "cuda" not in matrix["gpt"]
@@ -140,6 +144,7 @@ def test_matrix_cell_shows_the_worst_measured_difference_and_greedy_ids(tmp_path
     )
     by_hardware = _read(tmp_path / "by_hardware" / "openvino_results.json")
     assert by_hardware["classes"]["gpt"] == cell
+    assert by_hardware["model_classes"] == {"gpt": {"BertForMaskedLM": cell}}
     assert (
         "passed 1, failed 1 (max \\|diff\\| 0.002), ids DIFFER"
         in (tmp_path / "summary.md").read_text()
@@ -174,6 +179,69 @@ def test_summary_model_rows(results: Path) -> None:
 )
 def test_cell_status_rule(counts: dict[str, int], expected: str) -> None:
     assert cell_status(counts) == expected
+
+
+def _declared(record: dict[str, Any], observed: bool = True) -> dict[str, Any]:
+    finding = {
+        "observed": observed,
+        "reason": "no export for this class",
+        "stack": "optimum-intel<2.3",
+        "declared_in": "env_specs/classes/findings.toml:8",
+    }
+    return {**record, "finding": finding}  # fmt: skip
+
+
+def test_the_class_grid_groups_classes_under_their_family_with_their_findings(tmp_path):
+    """Each class of a family gets its own row of cells; a failure declared as a finding
+    makes its cell "declared", an undeclared one does not; the findings table lists both
+    and a declaration that did not occur."""
+    vit = dict(model_class="ViTForImageClassification")
+    convnext = dict(model_class="ConvNextV2ForImageClassification")
+    swin = dict(model_class="SwinForImageClassification")
+    for record in [
+        _record("vit", "tiny-vit", "cpu", "passed", **vit),
+        _record("vit", "tiny-vit", "openvino", "passed", diff=8e-7, **vit),
+        _record("vit", "tiny-convnextv2", "cpu", "passed", **convnext),
+        _declared(_record("vit", "tiny-convnextv2", "openvino", "error", diff=None,
+                          reason="could not export: custom or unsupported architecture",
+                          **convnext)),
+        _record("vit", "tiny-swin", "openvino", "failed", reason="logits differ", **swin),
+        _declared(_record("vit", "tiny-swin", "cpu", "passed", **swin), observed=False),
+        _record("bert", "tiny-bert", "cpu", "passed"),
+    ]:  # fmt: skip
+        write_record(tmp_path, record)
+    summary = write_report(tmp_path)
+    classes = summary["classes"]
+    assert list(classes) == ["bert", "vit"]
+    assert list(classes["vit"]) == [
+        "ConvNextV2ForImageClassification", "SwinForImageClassification",
+        "ViTForImageClassification",
+    ]  # fmt: skip
+    declared = classes["vit"]["ConvNextV2ForImageClassification"]["openvino"]
+    assert declared["status"] == "declared" and declared["counts"] == {"error": 1}
+    assert declared["findings"] == [{
+        "model_id": "tiny-convnextv2", "status": "error", "declared": "no export for this class",
+        "reason": "could not export: custom or unsupported architecture"}]  # fmt: skip
+    assert classes["vit"]["SwinForImageClassification"]["openvino"]["status"] == "failed"
+    assert classes["vit"]["ViTForImageClassification"]["openvino"]["max_abs_diff"] == 8e-7
+    assert summary["matrix"]["vit"]["openvino"]["status"] == "failed"  # the family's rollup
+    states = {(r["model_id"], r["hardware"]): r["finding"] for r in summary["findings"]}
+    assert states == {("tiny-convnextv2", "openvino"): "declared",
+                      ("tiny-swin", "openvino"): "new",
+                      ("tiny-swin", "cpu"): "declared, did not occur"}  # fmt: skip
+    text = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    start = lines.index("## Class x hardware")
+    grid = [[cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
+            for line in lines[start:] if line.startswith("| ")][:4]  # fmt: skip
+    assert grid[0][:2] == ["family", "class"]
+    assert [row[:2] for row in grid[1:]] == [
+        ["bert", "BertForMaskedLM"], ["vit", "ConvNextV2ForImageClassification"],
+        ["", "SwinForImageClassification"]]  # fmt: skip
+    assert grid[2][2:] == ["passed 1 (max \\|diff\\| 1e-06)", "error 1 (declared)"]
+    assert "## Findings" in text and "3 rows, 1 of them declared findings" in text
+    row = next(line for line in lines if "| declared, did not occur |" in line)
+    assert "tiny-swin" in row and "no export for this class" in row
 
 
 def test_newest_record_wins(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from hfmatrix import drift, oracle
+from hfmatrix import drift, findings, oracle
 from hfmatrix.dashboard import render_dashboard
 from hfmatrix.files import atomic_write_text
 from hfmatrix.merge import Merged, fingerprint, host, key, merge, write_tree
@@ -24,9 +24,11 @@ from hfmatrix.results import (
     stack_name,
 )
 
-SUMMARY_SCHEMA = "hfmatrix.summary/4"
+SUMMARY_SCHEMA = "hfmatrix.summary/5"
 PERF_TARGETS = ("forward", "generate")  # the performance figures a matrix cell summarises
 REASON_WIDTH = 80
+FINDING_WIDTH = 300  # a finding's reason as a grid cell's list keeps it
+UNKNOWN_CLASS = "(class not recorded)"
 ORACLE_TESTS = ("oracle", "published")  # a hub or local model's tests of trained behaviour
 
 
@@ -83,6 +85,7 @@ def _counts(records: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def _matrix(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """family -> column -> cell: each family's records on each column."""
     groups: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for record in records:
         groups.setdefault(record["family"], {}).setdefault(_column(record), []).append(record)
@@ -92,11 +95,32 @@ def _matrix(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]
     }
 
 
+def _model_class(record: dict[str, Any]) -> str:
+    name = record.get("model_class")
+    return name if isinstance(name, str) and name else UNKNOWN_CLASS
+
+
+def _class_matrix(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """family -> class -> column -> cell: the class x hardware grid, grouped by family."""
+    groups: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for record in records:
+        groups.setdefault(record["family"], {}).setdefault(_model_class(record), []).append(record)
+    return {
+        family: {name: _matrix(groups[family][name])[family] for name in sorted(groups[family])}
+        for family in sorted(groups)
+    }
+
+
 def _matrix_cell(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Status and counts of one (class, hardware) cell, with the measured difference of the
-    record closest to (or furthest past) its tolerance, and whether greedy ids matched."""
+    record closest to (or furthest past) its tolerance, whether greedy ids matched, and what
+    failed (``findings``: each failing record's model, status and reason, and the declared
+    finding it is, if any)."""
     counts = {k: v for k, v in _counts(records).items() if v}
-    cell: dict[str, Any] = {"status": cell_status(counts), "counts": counts}
+    failing = [record for record in records if record["status"] in findings.FAILING]
+    cell: dict[str, Any] = {"status": _status(records), "counts": counts}
+    if failing:
+        cell["findings"] = [_finding(record) for record in failing]
     measured = [
         numerics
         for numerics in (_dict(r.get("numerics")) for r in records)
@@ -112,6 +136,48 @@ def _matrix_cell(records: list[dict[str, Any]]) -> dict[str, Any]:
     if performance:
         cell["performance"] = performance
     return cell
+
+
+def _status(records: list[dict[str, Any]]) -> str:
+    """The cell's status: its records' (cell_status), declared findings set aside; where
+    those are its only failures, ``declared``."""
+    undeclared = [record for record in records if not findings.observed(record)]
+    status = cell_status(_counts(undeclared))
+    return "declared" if status in ("passed", "skipped") and undeclared != records else status
+
+
+def _finding(record: dict[str, Any]) -> dict[str, Any]:
+    """A failing record as a grid cell lists it."""
+    finding = _dict(record.get("finding"))
+    return {
+        "model_id": record["model_id"],
+        "status": record["status"],
+        "reason": _short(str(record.get("reason") or ""), FINDING_WIDTH),
+        "declared": finding.get("reason") if findings.observed(record) else None,
+    }
+
+
+def _findings(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every failing record (declared finding or not) and every declared finding that did
+    not occur, by family, class and column."""
+    rows = []
+    for record in records:
+        finding = _dict(record.get("finding"))
+        if record["status"] not in findings.FAILING and not finding:
+            continue
+        if finding.get("observed"):
+            state = "declared"
+        else:
+            state = "declared, did not occur" if finding else "new"
+        rows.append({
+            "family": record["family"], "model_class": _model_class(record),
+            "model_id": record["model_id"], "hardware": _column(record),
+            "status": record["status"], "finding": state,
+            "reason": str(record.get("reason") or ""),
+            "declared": finding.get("reason"), "declared_in": finding.get("declared_in"),
+        })  # fmt: skip
+    return sorted(rows, key=lambda r: (r["family"], r["model_class"], r["hardware"],
+                                       r["model_id"]))  # fmt: skip
 
 
 def _cell_performance(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -175,6 +241,7 @@ def _model_row(record: dict[str, Any], history: Counter) -> dict[str, Any]:
         "history": history.get(key(record), 0),
         "expectations": dict(_dict(record.get("expectations"))),
         "oracle": _oracle(record),
+        "finding": _dict(record.get("finding")) or None,
     }
 
 
@@ -259,6 +326,8 @@ def summarize(
         "history": len(merged.history),
         "columns": _columns(records),
         "matrix": _matrix(records),
+        "classes": _class_matrix(records),
+        "findings": _findings(records),
         "models": [_model_row(record, history) for record in records],
         "drift": compared,
         "drift_totals": drift.totals(compared),
@@ -315,22 +384,53 @@ def _label(summary: dict[str, Any], column: str) -> str:
     return (summary.get("columns") or {}).get(column, {}).get("label") or column
 
 
+def _hardware(summary: dict[str, Any]) -> list[str]:
+    return sorted({hw for cells in summary["matrix"].values() for hw in cells})
+
+
+def _cell_md(cell: dict[str, Any] | None) -> str:
+    """A grid cell in words: counts, max |diff|, greedy ids, "(declared)" where every
+    failure in it is a declared finding."""
+    if not cell:
+        return "-"
+    text = ", ".join(f"{status} {n}" for status, n in cell.get("counts", {}).items())
+    if cell.get("status") == "declared":
+        text += " (declared)"
+    if cell.get("max_abs_diff") is not None:
+        text += f" (max |diff| {_diff(cell['max_abs_diff'])})"
+    if cell.get("greedy_ids_match") is not None:
+        text += ", ids " + ("match" if cell["greedy_ids_match"] else "DIFFER")
+    return text or "-"
+
+
 def _matrix_md(summary: dict[str, Any]) -> str:
-    matrix = summary["matrix"]
-    hardware = sorted({hw for cells in matrix.values() for hw in cells})
-    rows = []
-    for family, cells in matrix.items():
-        row: list[Any] = [family]
-        for hw in hardware:
-            cell = cells.get(hw, {})
-            text = ", ".join(f"{status} {n}" for status, n in cell.get("counts", {}).items())
-            if cell.get("max_abs_diff") is not None:
-                text += f" (max |diff| {_diff(cell['max_abs_diff'])})"
-            if cell.get("greedy_ids_match") is not None:
-                text += ", ids " + ("match" if cell["greedy_ids_match"] else "DIFFER")
-            row.append(text or "-")
-        rows.append(row)
+    """One row per family, summing its classes."""
+    hardware = _hardware(summary)
+    rows = [[family, *(_cell_md(cells.get(hw)) for hw in hardware)]
+            for family, cells in summary["matrix"].items()]  # fmt: skip
     return _table(["family", *(_label(summary, hw) for hw in hardware)], rows)
+
+
+def _classes_md(summary: dict[str, Any]) -> str:
+    """One row per class, grouped under its family (named on the group's first row)."""
+    hardware = _hardware(summary)
+    rows = [
+        [family if i == 0 else "", name, *(_cell_md(cells.get(hw)) for hw in hardware)]
+        for family, classes in (summary.get("classes") or {}).items()
+        for i, (name, cells) in enumerate(classes.items())
+    ]
+    return _table(["family", "class", *(_label(summary, hw) for hw in hardware)], rows)
+
+
+def _findings_md(summary: dict[str, Any]) -> str:
+    """What failed, per class and column: declared findings (with the declaration's reason),
+    new failures, and declared findings that did not occur."""
+    rows = [[row["family"], row["model_class"], row["model_id"], row["hardware"], row["status"],
+             row["finding"], _short(row["declared"] or ""), _short(row["reason"], 160)]
+            for row in summary.get("findings") or []]  # fmt: skip
+    headers = ["family", "class", "model", "hardware", "status", "finding", "declared as",
+               "reason"]  # fmt: skip
+    return _table(headers, rows) if rows else ""
 
 
 def _models_md(summary: dict[str, Any]) -> str:
@@ -456,7 +556,8 @@ def _drift_md(summary: dict[str, Any]) -> str:
 
 
 def render_markdown(summary: dict[str, Any]) -> str:
-    """summary.md: totals, the class x hardware matrix, the per-model table, unreadable files."""
+    """summary.md: totals, the family and class x hardware grids, the findings, the per-model
+    table, unreadable files."""
     totals = summary["totals"]
     counts = ", ".join(f"{status} {totals[status]}" for status in STATUSES)
     parts = [
@@ -465,7 +566,16 @@ def render_markdown(summary: dict[str, Any]) -> str:
         f"**Totals:** {totals['total']} records ({counts})",
     ]
     if summary["models"]:
-        parts += ["## Class x hardware", _matrix_md(summary)]
+        parts += ["## Family x hardware", _matrix_md(summary)]
+        parts += ["## Class x hardware", _classes_md(summary)]
+        found = _findings_md(summary)
+        if found:
+            declared = sum(row["finding"] == "declared" for row in summary["findings"])
+            note = (
+                f"{len(summary['findings'])} rows, {declared} of them declared findings "
+                f"(env_specs/classes/findings.toml), which do not fail their session."
+            )
+            parts += ["## Findings", note, found]
         parts += ["## Models", _models_md(summary)]
     else:
         parts.append("No result records found.")
@@ -532,6 +642,10 @@ def _by_hardware(records: list[dict[str, Any]]) -> dict[str, Any]:
             "hardware": hardware,
             "classes": {
                 family: _matrix_cell(cell) for family, cell in _grouped(group, "family").items()
+            },
+            "model_classes": {  # family -> class -> cell
+                family: {name: cells[hardware] for name, cells in classes.items()}
+                for family, classes in _class_matrix(group).items()
             },
             "records": sorted(group, key=lambda r: (r["family"], r["model_id"])),
         }
