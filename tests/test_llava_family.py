@@ -4,7 +4,9 @@ What every family checks: test_families.py."""
 from __future__ import annotations
 
 import pytest
-from families_helpers import edit_json, edit_weights, failed_checks, fails, run
+from families_helpers import ROOT, edit_json, edit_weights, failed_checks, fails, run
+
+from hfmatrix import golden
 
 FAMILY = "llava"
 
@@ -12,16 +14,19 @@ pytestmark = pytest.mark.usefixtures("isolated")
 
 
 def test_tiny_recipe_is_consistent(family, tiny):
-    """The golden ids hold 16 image placeholders, as many as the tiny tower has patches, and
-    the prompt encodes without unknown tokens."""
+    """The golden ids (families/golden/llava.json) hold 16 image placeholders, as many as the
+    tiny tower has patches, the prompt encodes without unknown tokens, and the golden text is
+    the golden new ids decoded after it."""
     from transformers import AutoProcessor
 
     processor = AutoProcessor.from_pretrained(tiny)
+    stored = golden.read(ROOT, "llava")["tiny-llava"]
+    input_ids, new_ids = stored["input_ids"], stored["greedy_new_ids"]
     image_id = processor.tokenizer.convert_tokens_to_ids("<image>")
-    assert family.GOLDEN_INPUT_IDS.count(image_id) == family.IMAGE_TOKENS == 16
-    assert processor.tokenizer.unk_token_id not in family.GOLDEN_INPUT_IDS
-    ids = family.GOLDEN_INPUT_IDS + family.GOLDEN_NEW_IDS
-    assert processor.decode(ids, skip_special_tokens=True).endswith(family.GOLDEN_TEXT)
+    assert input_ids.count(image_id) == family.IMAGE_TOKENS == 16
+    assert processor.tokenizer.unk_token_id not in input_ids
+    decoded = processor.decode(input_ids + new_ids, skip_special_tokens=True)
+    assert decoded.endswith(stored["generated_text"])
 
 
 @pytest.mark.parametrize(
