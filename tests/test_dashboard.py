@@ -44,9 +44,10 @@ def _model(
     status: str,
     reason: str = "",
     performance: dict[str, Any] | None = None,
+    model_class: str = "BertForMaskedLM",
 ) -> dict[str, Any]:
     return {
-        "family": family, "model_class": "BertForMaskedLM", "model_id": model_id,
+        "family": family, "model_class": model_class, "model_id": model_id,
         "tier": "tiny", "hardware": hardware, "status": status, "reason": reason,
         "tests": {"pipeline": status, "from_pretrained": status},
         "max_abs_diff": 7.6e-06, "atol": 1e-4, "environment": "e589571c3e1de31a",
@@ -55,29 +56,42 @@ def _model(
     }  # fmt: skip
 
 
+GPT2, OPT = "GPT2LMHeadModel", "OPTForCausalLM"
+EXPORT = "could not export OPTForCausalLM: unsupported"
 FORWARD = {"forward": _timing(0.012, 83.0, "samples/s")}
 GENERATE = {"generate": _timing(0.9, 41.0, "tokens/s")}
 MODELS = [
     _model("bert", "tiny-bert", "cpu", "passed", performance=FORWARD),
     _model("bert", "distilbert-base-uncased", "cpu", "passed", performance=FORWARD),
     _model("bert", "tiny-bert", "cuda", "skipped", "no CUDA device"),
-    _model("gpt", "tiny-gpt2", "cpu", "passed", performance={**FORWARD, **GENERATE}),
-    _model("gpt", INJECTED, "cpu", "failed", f"logits differ {CLOSING}"),
-    _model("gpt", "gpt2", "cuda", "passed", performance=GENERATE),
-    _model("gpt", "gpt2", "cuda-float16", "timeout", "stopped after 600 s"),
-    _model("gpt", "tiny-gpt2", "openvino", "passed"),
+    _model(
+        "gpt", "tiny-gpt2", "cpu", "passed", performance={**FORWARD, **GENERATE}, model_class=GPT2
+    ),
+    _model("gpt", INJECTED, "cpu", "failed", f"logits differ {CLOSING}", model_class=OPT),
+    _model("gpt", "gpt2", "cuda", "passed", performance=GENERATE, model_class=GPT2),
+    _model("gpt", "gpt2", "cuda-float16", "timeout", "stopped after 600 s", model_class=GPT2),
+    _model("gpt", "tiny-gpt2", "openvino", "passed", model_class=GPT2),
+    _model("gpt", "tiny-opt", "openvino", "error", EXPORT, model_class=OPT),
 ]
+FOUND = [  # summary.json's findings rows
+    {"family": "gpt", "model_class": OPT, "model_id": INJECTED, "hardware": "cpu",
+     "status": "failed", "finding": "new", "reason": f"logits differ {CLOSING}",
+     "declared": None, "declared_in": None},
+    {"family": "gpt", "model_class": OPT, "model_id": "tiny-opt", "hardware": "openvino",
+     "status": "error", "finding": "declared", "reason": EXPORT,
+     "declared": "no export yet", "declared_in": "env_specs/classes/findings.toml:8"},
+]  # fmt: skip
 GRID = {
     ("bert", "cpu"): "passed", ("bert", "cuda"): "skipped",
     ("bert", "cuda-float16"): "none", ("bert", "openvino"): "none",
     ("gpt", "cpu"): "failed", ("gpt", "cuda"): "passed",
-    ("gpt", "cuda-float16"): "error", ("gpt", "openvino"): "passed",
+    ("gpt", "cuda-float16"): "error", ("gpt", "openvino"): "declared",
 }  # fmt: skip
 SUMMARY: dict[str, Any] = {
     "schema": "hfmatrix.summary/5",
     "generated_at": "2026-11-28T01:00:00+00:00",
     "results_dir": "/srv/hfmatrix/test_results",
-    "totals": {"passed": 5, "failed": 1, "error": 0, "skipped": 1, "timeout": 1, "total": 8},
+    "totals": {"passed": 5, "failed": 1, "error": 1, "skipped": 1, "timeout": 1, "total": 9},
     "matrix": {
         "bert": {
             "cpu": {
@@ -107,9 +121,63 @@ SUMMARY: dict[str, Any] = {
                 "greedy_ids_match": True,
             },
             "cuda-float16": {"status": "error", "counts": {"timeout": 1}},
-            "openvino": {"status": "passed", "counts": {"passed": 1}},
+            "openvino": {"status": "declared", "counts": {"passed": 1, "error": 1}},
         },
     },
+    "classes": {
+        "bert": {
+            "BertForMaskedLM": {
+                "cpu": {"status": "passed", "counts": {"passed": 2}},
+                "cuda": {"status": "skipped", "counts": {"skipped": 1}},
+            }
+        },
+        "gpt": {
+            GPT2: {
+                "cpu": {"status": "passed", "counts": {"passed": 1}},
+                "cuda": {"status": "passed", "counts": {"passed": 1}},
+                "cuda-float16": {
+                    "status": "error",
+                    "counts": {"timeout": 1},
+                    "findings": [
+                        {
+                            "model_id": "gpt2",
+                            "status": "timeout",
+                            "reason": "stopped after 600 s",
+                            "declared": None,
+                        }
+                    ],
+                },
+                "openvino": {"status": "passed", "counts": {"passed": 1}},
+            },
+            OPT: {
+                "cpu": {
+                    "status": "failed",
+                    "counts": {"failed": 1},
+                    "findings": [
+                        {
+                            "model_id": INJECTED,
+                            "status": "failed",
+                            "reason": f"logits differ {CLOSING}",
+                            "declared": None,
+                        }
+                    ],
+                },
+                "openvino": {
+                    "status": "declared",
+                    "counts": {"error": 1},
+                    "findings": [
+                        {
+                            "model_id": "tiny-opt",
+                            "status": "error",
+                            "reason": EXPORT,
+                            "declared": "no export yet",
+                        }
+                    ],
+                },
+            },
+        },
+    },
+    "findings": FOUND,
     "columns": {
         column: {
             "hardware": column.split("-")[0],
@@ -264,6 +332,7 @@ class Dom(HTMLParser):
         super().__init__()
         self.tags: list[tuple[str, dict[str, str], dict[str, str]]] = []
         self._svg: dict[str, str] = {}
+        self.page = page
         self.feed(page)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -317,24 +386,75 @@ def dom(chromium: Callable[..., str], tmp_path_factory: pytest.TempPathFactory) 
 
 
 def test_grid_has_a_cell_per_family_and_column(dom: Dom) -> None:
-    cells = [a for t, a, _ in dom.tags if t == "td" and "data-family" in a]
+    cells = [
+        a for t, a, _ in dom.tags if t == "td" and "data-family" in a and "data-class" not in a
+    ]
     assert {(c["data-family"], c["data-column"]): c["data-status"] for c in cells} == GRID
     assert len(cells) == len(GRID)
-    (failed,) = dom.find("td", data_family="gpt", data_column="cpu")
+    (failed,) = family_cells(dom, "gpt", "cpu")
     assert failed["class"] == "s-failed"
     assert failed["title"] == f"{INJECTED} (failed): logits differ {CLOSING}"
-    (timeout,) = dom.find("td", data_family="gpt", data_column="cuda-float16")
+    (timeout,) = family_cells(dom, "gpt", "cuda-float16")
     assert timeout["class"] == "s-error"
-    assert "title" not in dom.find("td", data_family="bert", data_column="cpu")[0]
+    assert "title" not in family_cells(dom, "bert", "cpu")[0]
+
+
+def family_cells(dom: Dom, family: str, column: str) -> list[dict[str, str]]:
+    found = dom.find("td", data_family=family, data_column=column)
+    return [cell for cell in found if "data-class" not in cell]
+
+
+def test_grid_groups_each_family_s_classes_under_it(dom: Dom) -> None:
+    """A row per class below its family's row, a cell per column (the declared finding's in
+    its own colour, naming the declaration); the family's toggle names its class count."""
+    rows = [(a["data-family"], a.get("data-model-class")) for a in dom.find("tr")
+            if a.get("class") in ("family", "model-class")]  # fmt: skip
+    assert rows == [("bert", None), ("bert", "BertForMaskedLM"), ("gpt", None), ("gpt", GPT2),
+                    ("gpt", OPT)]  # fmt: skip
+    cells = [a for a in dom.find("td") if "data-class" in a]
+    assert len(cells) == 3 * 4
+    (declared,) = dom.find("td", data_class=OPT, data_column="openvino")
+    assert declared["class"] == "s-declared" and declared["data-status"] == "declared"
+    assert declared["title"] == f"tiny-opt (error, declared: no export yet): {EXPORT}"
+    (missing,) = dom.find("td", data_class=OPT, data_column="cuda")
+    assert missing["data-status"] == "none"
+    toggles = dom.find("button", **{"class": "toggle"})
+    assert [t["data-family"] for t in toggles] == ["bert", "gpt"]
+    assert "▾ gpt (2)" in dom.page
+
+
+def test_findings_table_names_declared_and_new_failures(dom: Dom) -> None:
+    rows = [(a["data-model"], a["data-finding"]) for a in dom.find("tr") if "data-finding" in a]
+    assert rows == [(INJECTED, "new"), ("tiny-opt", "declared")]
+    assert [a["class"] for a in dom.find("td") if a.get("class", "").startswith("f-")] == [
+        "f-new", "f-declared"]  # fmt: skip
+
+
+def test_clicking_a_class_cell_shows_its_class_s_models_and_a_family_name_folds_it(
+    chromium: Callable[..., str], tmp_path: Path
+) -> None:
+    script = (f'document.querySelector("#grid td[data-class={OPT}][data-column=cpu]").click();'
+              'document.querySelector("#grid button[data-family=gpt]").click();')  # fmt: skip
+    dom = Dom(chromium("--dump-dom", _write(tmp_path, SUMMARY, script).as_uri()))
+    rows = [r for r in dom.find("tr") if "data-column" in r and "data-status" in r]
+    shown = [(r["data-model-class"], r["data-column"]) for r in rows if "hidden" not in r]
+    assert shown == [(OPT, "cpu")]
+    folded = [a for a in dom.find("tr") if a.get("class") == "model-class"]
+    assert [("hidden" in a, a["data-family"]) for a in folded] == [
+        (False, "bert"), (True, "gpt"), (True, "gpt")]  # fmt: skip
+    assert dom.find("button", data_family="gpt")[0]["aria-expanded"] == "false"
 
 
 def test_models_table_lists_every_model_as_text(dom: Dom) -> None:
-    assert [(r["data-family"], r["data-column"]) for r in dom.find("tr") if "data-family" in r] == [
+    rows = [r for r in dom.find("tr") if "data-column" in r]
+    assert [(r["data-family"], r["data-column"]) for r in rows] == [
         (m["family"], m["hardware"]) for m in MODELS
     ]
     assert not [r for r in dom.find("tr") if "hidden" in r]
     assert not dom.find("img")  # the injected model id stayed text
-    for table in ("grid", "models", "drift", "coverage", "untested", "environments", "unreadable"):
+    tables = ("grid", "findings", "models", "drift", "coverage", "untested", "environments",
+              "unreadable")  # fmt: skip
+    for table in tables:
         assert dom.find("table", id=table), table
 
 
@@ -384,13 +504,15 @@ def test_no_performance_data_draws_no_chart(chromium: Callable[..., str], tmp_pa
 def test_clicking_a_cell_shows_only_its_models(
     chromium: Callable[..., str], tmp_path: Path
 ) -> None:
-    click = 'document.querySelector("#grid td[data-family=gpt][data-column=cpu]").click();'
+    click = (
+        'document.querySelector("#grid tr.family td[data-family=gpt][data-column=cpu]").click();'
+    )
     dom = Dom(chromium("--dump-dom", _write(tmp_path, SUMMARY, click).as_uri()))
-    rows = [r for r in dom.find("tr") if "data-family" in r]
+    rows = [r for r in dom.find("tr") if "data-column" in r]
     shown = [(r["data-family"], r["data-column"]) for r in rows if "hidden" not in r]
     assert shown == [("gpt", "cpu"), ("gpt", "cpu")]
     assert "hidden" not in dom.find("button", id="show-all")[0]
-    assert "selected" in dom.find("td", data_family="gpt", data_column="cpu")[0]["class"]
+    assert "selected" in family_cells(dom, "gpt", "cpu")[0]["class"]
 
 
 def test_screenshot(chromium: Callable[..., str], tmp_path: Path) -> None:
@@ -427,7 +549,8 @@ def test_a_report_draws_its_records_performance(
         "p50_s": 0.004, "p90_s": 0.005, "throughput": 250.0, "throughput_unit": "samples/s",
         "max_ram_mb": 812.0}}  # fmt: skip
     dom = Dom(chromium("--dump-dom", (tmp_path / "index.html").as_uri()))
-    assert [c["data-status"] for c in dom.find("td") if "data-family" in c] == ["passed"]
+    cells = [(c.get("data-class"), c["data-status"]) for c in dom.find("td") if "data-family" in c]
+    assert cells == [(None, "passed"), ("BertForMaskedLM", "passed")]
     bars = [svg["data-metric"] for t, a, svg in dom.tags if t == "rect" and a["class"] == "bar"]
     assert sorted(bars) == ["latency", "throughput"]
 

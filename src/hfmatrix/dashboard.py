@@ -1,6 +1,7 @@
 """The HTML dashboard: one self-contained page (inline CSS and JS, no network) that draws
-summary.json's totals, class x hardware grid (columns named by backend and stack), models,
-performance, drift between stacks and hardware, coverage and environments."""
+summary.json's totals, class x hardware grid (classes grouped under their family; columns
+named by backend and stack), findings, models, performance, drift between stacks and
+hardware, coverage and environments."""
 
 from __future__ import annotations
 
@@ -27,6 +28,13 @@ thead th { background: #f3f3f3; }
 .s-failed { background: #ffcc80; }
 .s-error { background: #ef9a9a; }
 .s-skipped { background: #e0e0e0; }
+.s-declared { background: #d1c4e9; }
+#grid tr.family th, #grid tr.family td { border-top: 2px solid #888; font-weight: bold; }
+#grid tr.model-class th { font-weight: normal; padding-left: 1.6em; }
+#grid button.toggle { font: inherit; border: 0; background: none; cursor: pointer; padding: 0; }
+.f-declared { background: #d1c4e9; }
+.f-new { background: #ffcc80; }
+.f-stale { background: #fff59d; }
 #grid td { white-space: pre-line; min-width: 9em; cursor: pointer; }
 #grid td.s-none { cursor: default; color: #999; text-align: center; }
 #grid td.selected { outline: 3px solid #1565c0; outline-offset: -3px; }
@@ -61,6 +69,7 @@ const S = JSON.parse(document.getElementById("summary").textContent);
 const STATUSES = ["passed", "failed", "error", "skipped", "timeout"];
 const MODELS = S.models || [];
 const MATRIX = S.matrix || {};
+const CLASSES = S.classes || {};
 const COLUMNS = S.columns || {};
 const APP = document.getElementById("app");
 
@@ -129,6 +138,7 @@ function header() {
 function cellText(cell) {
   const counts = Object.entries(cell.counts || {}).filter(([, n]) => n);
   const lines = [counts.map(([status, n]) => `${status} ${n}`).join(", ") || cell.status];
+  if (cell.status === "declared") lines.push("declared finding");
   if (cell.max_abs_diff != null) lines.push(`max |diff| ${fmt(cell.max_abs_diff)}`);
   if (cell.greedy_ids_match === false) lines.push("greedy ids differ");
   return lines.join("\n");
@@ -141,11 +151,33 @@ function reasons(family, column) {
     .join("\n");
 }
 
+// A class cell's failing records, each with the declared finding it is
+function findingLines(cell) {
+  return (cell.findings || []).map((f) => `${f.model_id} (${f.status}` +
+    (f.declared ? `, declared: ${f.declared}` : "") + `): ${f.reason || "no reason given"}`)
+    .join("\n");
+}
+
+// One grid cell: its status colour, counts, and a click that lists its models
+function gridCell(cell, attrs, title) {
+  attrs = {...attrs, "data-status": cell ? cell.status : "none",
+           class: "s-" + tone(cell?.status)};
+  const td = el("td", attrs, cell ? cellText(cell) : "-");
+  if (cell) {
+    if (title) td.title = title;
+    td.tabIndex = 0;
+    td.addEventListener("click", () => showModels(td));
+    td.addEventListener("keydown", (e) => e.key === "Enter" && showModels(td));
+  }
+  return td;
+}
+
+// Families in bold, each with its classes below it (a click on the family folds them)
 function grid() {
   const columns = [...new Set(Object.values(MATRIX).flatMap(Object.keys))].sort();
   const node = el("table", {id: "grid"});
   const head = node.createTHead().insertRow();
-  head.append(el("th", {}, "family"));
+  head.append(el("th", {}, "family / class"));
   for (const name of columns) {
     const th = el("th", {"data-column": name}, name);
     const label = COLUMNS[name]?.label;
@@ -154,24 +186,49 @@ function grid() {
   }
   const body = node.createTBody();
   for (const family of Object.keys(MATRIX).sort()) {
+    const classes = CLASSES[family] || {};
+    const names = Object.keys(classes).sort();
     const tr = body.insertRow();
-    tr.append(el("th", {scope: "row"}, family));
+    Object.assign(tr, {className: "family"});
+    tr.dataset.family = family;
+    const th = el("th", {scope: "row"});
+    if (names.length) {
+      const toggle = el("button", {type: "button", class: "toggle", "aria-expanded": "true",
+                                   "data-family": family}, `▾ ${family} (${names.length})`);
+      toggle.addEventListener("click", () => fold(toggle));
+      th.append(toggle);
+    } else {
+      th.textContent = family;
+    }
+    tr.append(th);
     for (const column of columns) {
       const cell = MATRIX[family][column];
-      const attrs = {"data-family": family, "data-column": column,
-                     "data-status": cell ? cell.status : "none", class: "s-" + tone(cell?.status)};
-      const td = el("td", attrs, cell ? cellText(cell) : "-");
-      if (cell) {
-        const why = reasons(family, column);
-        if (why) td.title = why;
-        td.tabIndex = 0;
-        td.addEventListener("click", () => showModels(td));
-        td.addEventListener("keydown", (e) => e.key === "Enter" && showModels(td));
+      const attrs = {"data-family": family, "data-column": column};
+      tr.append(gridCell(cell, attrs, cell && reasons(family, column)));
+    }
+    for (const name of names) {
+      const row = body.insertRow();
+      Object.assign(row, {className: "model-class"});
+      Object.assign(row.dataset, {family, modelClass: name});
+      row.append(el("th", {scope: "row"}, name));
+      for (const column of columns) {
+        const cell = classes[name][column];
+        const attrs = {"data-family": family, "data-class": name, "data-column": column};
+        row.append(gridCell(cell, attrs, cell && findingLines(cell)));
       }
-      tr.append(td);
     }
   }
   return node;
+}
+
+// Fold or unfold a family's class rows
+function fold(toggle) {
+  const open = toggle.getAttribute("aria-expanded") !== "true";
+  toggle.setAttribute("aria-expanded", String(open));
+  toggle.textContent = (open ? "▾" : "▸") + toggle.textContent.slice(1);
+  for (const row of document.querySelectorAll("#grid tr.model-class")) {
+    if (row.dataset.family === toggle.dataset.family) row.hidden = !open;
+  }
 }
 
 function environmentText(fingerprint) {
@@ -202,7 +259,8 @@ function modelsTable() {
   const node = table({id: "models"}, headers, MODELS.map(modelRow));
   MODELS.forEach((m, i) => {
     const tr = node.tBodies[0].rows[i];
-    Object.assign(tr.dataset, {family: m.family, column: m.hardware, status: m.status});
+    Object.assign(tr.dataset, {family: m.family, column: m.hardware, status: m.status,
+                               modelClass: m.model_class || ""});
   });
   return node;
 }
@@ -210,9 +268,11 @@ function modelsTable() {
 // Show the models of one grid cell (a td), or all of them (null).
 function showModels(td) {
   const rows = [...document.querySelectorAll("#models tbody tr")];
+  const wanted = td && td.dataset.class;  // a class cell; a family cell takes every class
   for (const tr of rows) {
     tr.hidden = td !== null &&
-      (tr.dataset.family !== td.dataset.family || tr.dataset.column !== td.dataset.column);
+      (tr.dataset.family !== td.dataset.family || tr.dataset.column !== td.dataset.column ||
+       (wanted !== undefined && tr.dataset.modelClass !== wanted));
   }
   for (const cell of document.querySelectorAll("#grid td.selected")) {
     cell.classList.remove("selected");
@@ -224,7 +284,7 @@ function showModels(td) {
   } else {
     td.classList.add("selected");
     line.textContent = `${shown} of ${rows.length} results: ` +
-      `${td.dataset.family} on ${td.dataset.column}.`;
+      `${td.dataset.class || td.dataset.family} on ${td.dataset.column}.`;
     line.scrollIntoView({block: "nearest"});
   }
   document.getElementById("show-all").hidden = td === null;
@@ -417,6 +477,31 @@ function oracleSection() {
   section("Class oracles and published values", totals, node, el("p", {class: "hint"}, hint));
 }
 
+// ---------------------------------------------------------------- findings
+
+const FINDING_CLASS = {"declared": "f-declared", "new": "f-new",
+                       "declared, did not occur": "f-stale"};
+
+// What failed, per class and column: declared findings, new failures, stale declarations
+function findingsSection() {
+  const rows = (S.findings || []).map((f) => [
+    f.family, f.model_class, f.model_id, f.hardware, {text: f.status, status: f.status},
+    {text: f.finding, cls: FINDING_CLASS[f.finding], title: f.declared_in || ""},
+    f.declared || "", {text: f.reason.length > 300 ? f.reason.slice(0, 299) + "…" : f.reason,
+                       title: f.reason}]);
+  if (!rows.length) return;
+  const headers = ["family", "class", "model", "hardware", "status", "finding", "declared as",
+                   "reason"];
+  const node = table({id: "findings"}, headers, rows);
+  (S.findings || []).forEach((f, i) => {
+    Object.assign(node.tBodies[0].rows[i].dataset, {finding: f.finding, model: f.model_id});
+  });
+  const hint = "Declared findings (env_specs/classes/findings.toml) are known failures of a " +
+    "class on a backend, with their reason: they do not fail their session. New failures " +
+    "do; a declared finding that did not occur should be removed.";
+  section("Findings", node, el("p", {class: "hint"}, hint));
+}
+
 // ---------------------------------------------------------------- coverage and the rest
 
 function coverage(c) {
@@ -457,9 +542,11 @@ function main() {
   if (!MODELS.length) {
     section("Class x hardware", el("p", {}, "No result records found."));
   } else {
-    const hint = "Click a cell to list its models; hover over it for the reasons of those " +
-      "that did not pass.";
+    const hint = "Each family (bold) sums its classes below it; click its name to fold them. " +
+      "Click a cell to list its models; hover over it for the reasons of those that did not " +
+      "pass. Purple: every failure in the cell is a declared finding.";
     section("Class x hardware", grid(), el("p", {class: "hint"}, hint));
+    findingsSection();
     section("Performance", charts());
     const all = el("button", {id: "show-all", type: "button", hidden: ""}, "show all");
     all.addEventListener("click", () => showModels(null));
