@@ -12,13 +12,15 @@ import pytest
 from families_helpers import ROOT, edit_json, fails, plant_hf_snapshot, run, tiny_dir
 
 from hfmatrix import checkpoints, golden, likelihood
+from hfmatrix.project import Project
 
 FAMILY = "gpt"
+TINY_IDS = [entry.model_id for entry in Project(ROOT).tiny_models(FAMILY)]  # one per class
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
 
-@pytest.mark.parametrize("model_id", ["tiny-gpt", "tiny-gpt-neo", "tiny-gpt-neox", "tiny-opt"])
+@pytest.mark.parametrize("model_id", TINY_IDS)
 def test_golden_text_is_the_golden_ids_decoded(family, model_id):
     """Each class's tiny checkpoint: its golden greedy ids (EOS suppressed) decode to its
     golden text, with the shared byte-level BPE vocabulary."""
