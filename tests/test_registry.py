@@ -417,3 +417,24 @@ def test_two_families_claiming_one_class_is_an_error(project):
     spec.write_text(spec.read_text() + 'BertForMaskedLM = "bert"\n')  # in [architectures]
     with pytest.raises(UserError, match="BertForMaskedLM is tested by the bert family already"):
         project.family_specs()
+
+
+def test_the_readme_s_table_of_the_most_downloaded_classes_matches_the_project():
+    """Each class of the README's table (from published Hub rankings) is tested by the
+    family it names or listed in env_specs/classes/untested.toml with the same why; the
+    counts in the sentence below the table are the table's."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("### The Hub's most downloaded classes", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| ")][1:]
+    project = Project(ROOT)
+    families = {f: spec.architectures for f, spec in project.family_specs().items()}
+    tested = 0
+    for name, _, verdict in ((r[0].lstrip("| "), r[1], r[2].rstrip(" |")) for r in rows):
+        if verdict.startswith("untested: "):
+            assert project.untested[name].why == verdict.removeprefix("untested: "), name
+        else:
+            assert name in families[verdict], name
+            tested += 1
+    assert len(rows) >= 25
+    assert f"Of these {len(rows)} classes, {tested} are tested" in " ".join(section.split())
+    assert f"the {len(rows) - tested} others are in" in " ".join(section.split())
