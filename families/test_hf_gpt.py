@@ -22,6 +22,8 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
+    FalconConfig,
+    FalconForCausalLM,
     GPT2Config,
     GPT2LMHeadModel,
     GPTJConfig,
@@ -140,12 +142,18 @@ TINY = {  # tiny model id -> recipe: one per class the family tests, all byte-le
     "tiny-gptj": recipe(GPTJForCausalLM, GPTJConfig(  # rotary on 4 of each head's 8 dimensions
         **IDS, n_positions=64, n_embd=32, n_layer=2, n_head=4, n_inner=37, rotary_dim=4),
         bpe()),
+    # Falcon-7B's layout: one key/value head (multi-query), attention parallel to the MLP,
+    # rotary; its byte-level BPE ships as a plain tokenizers file, here GPT-2's class
+    "tiny-falcon": recipe(FalconForCausalLM, FalconConfig(
+        **IDS, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, multi_query=True,
+        parallel_attn=True, max_position_embeddings=64), bpe()),
 }  # fmt: skip
 
 # Golden values of each tiny checkpoint (families/golden/gpt.json): its weights and
 # vocabulary as loaded, and its outputs on PROMPT (fp32, CPU). tiny-gpt's greedy ids: the
-# smallest top-1/top-2 logit gap over the 20 steps is 0.02, 200 x ATOL (tiny-gptj's: 0.14);
-# random weights pick raw bytes too, and a lone byte that is not valid UTF-8 decodes to U+FFFD.
+# smallest top-1/top-2 logit gap over the 20 steps is 0.02, 200 x ATOL (tiny-gptj's 0.14,
+# tiny-falcon's 0.02); random weights pick raw bytes too, and a lone byte that is not valid
+# UTF-8 decodes to U+FFFD.
 
 
 class TestGptModels(FamilyTest):
