@@ -1,16 +1,19 @@
 """The T5 family: encoder-decoder text models (T5ForConditionalGeneration and kin).
 
 Run as a script (``python families/test_hf_t5.py --model t5-small``) or through pytest
-(``nox -s t5``); any seq2seq model id of this class runs with no new code.
+(``nox -s t5``); any seq2seq model id of this class runs with no new code. It tests T5, mT5
+(gated GELU, an LM head of its own) and BART (byte-level BPE, learned positions), each with
+a tiny checkpoint and golden values (families/golden/t5.json).
 
-Pipeline: transformers 4 drives T5 with ``text2text-generation``; transformers 5 removed
-that task (with summarization and translation). On transformers 5 the run uses
-``text-generation``: it refuses the config as a causal LM, falls back to the config's
-``architectures`` class (T5ForConditionalGeneration), tokenises and calls ``generate``
-as for any model. Its text output assumes the prompt leads the generated sequence and cuts
-the prompt's token count off the decoder output, which is wrong for an encoder-decoder
-model, so the run reads the pipeline's token ids (``return_tensors=True``) and decodes them
-itself. The record's ``pipeline_task`` says which task ran.
+Pipeline: transformers 4 drives these models with ``text2text-generation``; transformers 5
+removed that task (with summarization and translation). On transformers 5 the run uses
+``text-generation`` and hands it the model as from_pretrained loads it: from a path, that
+task would load the config's causal-LM class where there is one (BART's decoder alone) and
+fall back to the ``architectures`` class where there is none (T5's). It tokenises and calls
+``generate`` as for any model. Its text output assumes the prompt leads the generated
+sequence and cuts the prompt's token count off the decoder output, which is wrong for an
+encoder-decoder model, so the run reads the pipeline's token ids (``return_tensors=True``)
+and decodes them itself. The record's ``pipeline_task`` says which task ran.
 """
 
 from __future__ import annotations
@@ -24,18 +27,32 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import (
     AutoModelForSeq2SeqLM,
     AutoTokenizer,
+    BartConfig,
+    BartForConditionalGeneration,
+    BartTokenizer,
+    MT5Config,
+    MT5ForConditionalGeneration,
     T5Config,
     T5ForConditionalGeneration,
     T5TokenizerFast,
+    pipeline,
 )
 
 from hfmatrix import compat, likelihood
-from hfmatrix.checkpoints import seed_parameters, vocab_sha256, weights_sha256
+from hfmatrix.checkpoints import (
+    byte_symbols,
+    grown_bpe,
+    seed_parameters,
+    tiny_recipe,
+    vocab_sha256,
+    weights_sha256,
+)
 from hfmatrix.checks import Check, close, equal
 from hfmatrix.cli import family_main
 from hfmatrix.generation import fixed_length_greedy, greedy_margins, pipeline_ids
@@ -120,26 +137,22 @@ TINY_CONFIG = dict(  # transformers' T5ModelTester sizes; t5-small's ReLU and ti
     num_heads=4, relative_attention_num_buckets=8, feed_forward_proj="relu",
     tie_word_embeddings=True, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
 )  # fmt: skip
-SEED, INIT_STD = 1234, 0.7  # top-1 vs top-2 logit gaps >= 0.046 (>> ATOL), 13 distinct ids
+MT5_CONFIG = dict(TINY_CONFIG, feed_forward_proj="gated-gelu")  # its head: tiny_mt5
 
-# Golden values of the tiny checkpoint: its weights and vocabulary as loaded, and its
-# outputs on PROMPT (fp32, CPU).
-GOLDEN_WEIGHTS_SHA256 = "0ffb5356a0aae16313deba5a4c81aa42b99b386a6cab3c9b2ebc474da4b9181a"
-GOLDEN_VOCAB_SHA256 = "3e068a1eb96a4644c24faf73bb47a38160ea0f441095ae7bc57610b654f9eaa0"
-GOLDEN_INPUT_IDS = [4, 5, 6, 7, 118, 12, 14, 15, 16, 116, 1]
-GOLDEN_SENTINEL_IDS = [12, 131, 31, 22, 130, 30, 116, 1]
-GOLDEN_WIDE_IDS = [12, 14, 15, 16, 120, 1]  # "The house is wonderful!"
-GOLDEN_LOGITS = [  # logits[0, :3, :5], decoder input <pad> + TARGET
-    [-0.737873, 0.454416, 0.343114, 0.247428, 0.067997],
-    [-0.796795, 0.467432, 0.340648, 0.242542, 0.048629],
-    [-0.194931, -0.830453, -0.179716, -1.431881, 0.230135],
-]
-GOLDEN_LOGITS_STATS = [  # per decoder position: mean and std of the logits over the vocabulary
-    [0.073556, 0.600742], [0.074104, 0.59858], [-0.014803, 0.849173],
-    [0.050967, 0.616856], [-0.106776, 0.531299], [0.018796, 0.850761],
-]  # fmt: skip
-GOLDEN_NEW_IDS = [89, 35, 11, 66, 25, 83, 37, 25, 75, 58, 129, 35, 129, 71, 33, 113]
-GOLDEN_TEXT = "J Haus answerm wasD wunderbar wasve Hausr river7"  # <extra_id_2> skipped
+# BART's tokenizer: byte-level BPE (GPT-2's 256 byte symbols after BART's <s> <pad> </s>
+# <unk>), each of WORDS one token after a space, <mask> last; <s> ... </s> around a sequence.
+BPE_VOCAB, BPE_MERGES = grown_bpe(
+    ["<s>", "<pad>", "</s>", "<unk>", *byte_symbols()], WORDS, prefix="Ġ"
+)
+BPE_VOCAB["<mask>"] = len(BPE_VOCAB)
+BART_CONFIG = dict(  # T5's sizes; BART's ids: <s> 0, <pad> 1, </s> 2, the decoder starts at </s>
+    vocab_size=len(BPE_VOCAB), d_model=32, encoder_layers=2, decoder_layers=2,
+    encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=37, decoder_ffn_dim=37,
+    max_position_embeddings=64, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+    decoder_start_token_id=2,
+)  # fmt: skip
+SEED, INIT_STD = 1234, 0.7  # tiny-t5: top-1 vs top-2 logit gaps >= 0.046 (>> ATOL), 13 ids
+MT5_INIT_STD = 0.5  # tiny-mt5 (gated GELU, untied head): gaps >= 0.13, 10 distinct ids
 
 
 def unigram_tokenizer():
@@ -170,6 +183,44 @@ def unigram_tokenizer():
     return T5TokenizerFast(tokenizer_object=backend, extra_ids=EXTRA_IDS)
 
 
+def tiny_mt5(path: Path) -> None:
+    """The tiny mT5 checkpoint, as google's are: gated GELU, an LM head of its own (config
+    tie_word_embeddings false), the encoder's and decoder's embeddings the shared ones.
+    transformers 5's MT5Config ties the head whatever it is given (loading unties it where a
+    checkpoint's head differs from the embeddings), so the recipe unties the head of the model
+    it builds before seeding it; every stack then loads it untied and unscaled (transformers 4
+    scales a tied head's input by d_model**-0.5, as T5's; 5 does not)."""
+    model = MT5ForConditionalGeneration(MT5Config(**MT5_CONFIG))
+    model.lm_head.weight = torch.nn.Parameter(model.lm_head.weight.detach().clone())
+    model.config.tie_word_embeddings = False
+    seed_parameters(model, SEED, MT5_INIT_STD)
+    model.save_pretrained(path)
+    unigram_tokenizer().save_pretrained(path)
+
+
+def byte_level_bpe() -> BartTokenizer:
+    """The tiny BART checkpoint's tokenizer (BPE_VOCAB, BPE_MERGES)."""
+    return BartTokenizer(vocab=BPE_VOCAB, merges=BPE_MERGES)
+
+
+# tiny model id -> recipe (checkpoints.tiny_recipe: the class from its config, weights seeded
+# at (seed, std), its tokenizer): one per class the family tests. Each gives greedy ids of
+# several tokens whose top-1/top-2 logit gaps are all >> ATOL (noted below). BART's decoder,
+# randomly initialised, repeats one token at T5's std (its attention saturates) and at small
+# ones (its tied LM head maps each input embedding back to itself): 0.35 lies between.
+TINY = {
+    "tiny-t5": tiny_recipe(T5ForConditionalGeneration, T5Config(**TINY_CONFIG),
+                           unigram_tokenizer, SEED, INIT_STD),
+    "tiny-mt5": tiny_mt5,  # seeded at SEED, MT5_INIT_STD
+    "tiny-bart": tiny_recipe(BartForConditionalGeneration, BartConfig(**BART_CONFIG),
+                             byte_level_bpe, seed=3, std=0.35),  # gaps >= 0.015, 5 ids
+}  # fmt: skip
+
+# Golden values of each tiny checkpoint (families/golden/t5.json): its weights and vocabulary
+# as loaded, and its outputs on PROMPT (fp32, CPU). tiny-t5's generated text skips the
+# <extra_id_2> it generated.
+
+
 @contextmanager
 def no_causal_lm_complaint() -> Iterator[None]:
     """transformers 5's text-generation pipeline logs an error (with the list of every causal
@@ -198,19 +249,20 @@ class TestT5Models(FamilyTest):
     new_tokens = NEW_TOKENS
     openvino_atol = 5e-3  # optimum-intel's T5 tolerance (ANCHORS.md)
     published = PUBLISHED
-
-    def build_tiny(self, path: Path) -> None:
-        model = T5ForConditionalGeneration(T5Config(**TINY_CONFIG))
-        seed_parameters(model, SEED, INIT_STD)
-        model.save_pretrained(path)
-        unigram_tokenizer().save_pretrained(path)
+    tiny_recipes = TINY
 
     def pipeline_task(self) -> str:
         return compat.seq2seq_task()
 
-    def load_pipeline(self, dtype="float32"):
+    def load_pipeline(self, dtype: str = "float32") -> Any:
+        """text2text-generation loads the checkpoint itself; text-generation gets the
+        encoder-decoder model under test (see the module's docstring)."""
         with no_causal_lm_complaint():
-            return super().load_pipeline(dtype)
+            if self.pipeline_task() == compat.SEQ2SEQ_TASK:
+                return super().load_pipeline(dtype)
+            model, tokenizer, _ = self.load_model(dtype)
+            return pipeline(self.pipeline_task(), model=model, tokenizer=tokenizer,
+                            device=self.device)  # fmt: skip
 
     def inputs(self, tokenizer) -> dict[str, torch.Tensor]:
         return tokenizer(PROMPT, return_tensors="pt").to(self.device)
@@ -249,8 +301,8 @@ class TestT5Models(FamilyTest):
         else:  # text-generation's text would cut the prompt's length off the decoder output
             text = pipe.tokenizer.decode(ids, skip_special_tokens=True)
         if self.tier == "tiny":
-            checks.append(equal("generated_ids", ids[1:], GOLDEN_NEW_IDS))
-            checks.append(equal("generated_text", text, GOLDEN_TEXT))
+            checks.append(self.golden_check("generated_ids", ids[1:]))
+            checks.append(self.golden_check("generated_text", text))
         return checks
 
     def from_pretrained_checks(self, model, tokenizer, logits) -> list[Check]:
@@ -275,19 +327,34 @@ class TestT5Models(FamilyTest):
                   PROMPT),
         ]  # fmt: skip
         if self.tier == "tiny":
+            stats = torch.stack([logits[0].mean(-1), logits[0].std(-1)], dim=-1)
             checks += [
-                equal("weights_sha256", weights_sha256(model), GOLDEN_WEIGHTS_SHA256),
-                equal("vocab_sha256", vocab_sha256(tokenizer), GOLDEN_VOCAB_SHA256),
-                equal("input_ids", input_ids, GOLDEN_INPUT_IDS),
-                equal("sentinel_input_ids", tokenizer(SENTINEL_TEXT)["input_ids"],
-                      GOLDEN_SENTINEL_IDS),
-                equal("normalised_input_ids", tokenizer(WIDE_TEXT)["input_ids"], GOLDEN_WIDE_IDS),
-                close("logits_slice", logits[0, :3, :5], GOLDEN_LOGITS, ATOL),
-                close("logits_stats", torch.stack([logits[0].mean(-1), logits[0].std(-1)], -1),
-                      GOLDEN_LOGITS_STATS, ATOL),
-                equal("greedy_ids", new_ids, GOLDEN_NEW_IDS),
-            ]  # fmt: skip
+                self.golden_check("weights_sha256", weights_sha256(model)),
+                self.golden_check("vocab_sha256", vocab_sha256(tokenizer)),
+                self.golden_check("input_ids", input_ids),
+                *self.tokenizer_form_checks(tokenizer),
+                self.golden_check("logits_slice", logits[0, :3, :5], ATOL),  # [0, :3, :5]
+                self.golden_check("logits_stats", stats, ATOL),  # per position: mean, std
+                self.golden_check("greedy_ids", new_ids),
+            ]
         return checks
+
+    def tokenizer_form_checks(self, tokenizer) -> list[Check]:
+        """The ids of the span-corruption form, where the tokenizer has T5's sentinels, and of
+        full-width text: NFKC folds it into ASCII pieces in a SentencePiece-style tokenizer;
+        a byte-level BPE (BART's) has no normaliser by design and keeps its UTF-8 bytes, so
+        there the text must decode back unchanged. Decided by the tokenizer's model, not by
+        a normaliser's presence: a SentencePiece tokenizer that lost its map must fail."""
+        checks = []
+        if no_sentinels(tokenizer) is None:
+            checks.append(self.golden_check("sentinel_input_ids",
+                                            tokenizer(SENTINEL_TEXT)["input_ids"]))  # fmt: skip
+        wide_ids = tokenizer(WIDE_TEXT)["input_ids"]
+        if not byte_level(tokenizer):
+            return [*checks, self.golden_check("normalised_input_ids", wide_ids)]
+        decoded = tokenizer.decode(wide_ids, skip_special_tokens=True)
+        return [*checks, self.golden_check("wide_input_ids", wide_ids),
+                equal("wide_text_round_trip", decoded, WIDE_TEXT)]  # fmt: skip
 
     def oracle_checks(self, model, tokenizer) -> list[Check]:
         """The span-corruption targets' mean nll per token below the bound (an English
@@ -359,6 +426,14 @@ def no_sentinels(tokenizer) -> str | None:
     if first in tokenizer.get_vocab():
         return None
     return f"no sentinel token {first}: not trained with T5's span corruption"
+
+
+def byte_level(tokenizer) -> bool:
+    """Whether ``tokenizer`` is a byte-level BPE (GPT-2's, BART's): every text its bytes."""
+    from tokenizers import pre_tokenizers
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    return isinstance(getattr(backend, "pre_tokenizer", None), pre_tokenizers.ByteLevel)
 
 
 if __name__ == "__main__":

@@ -160,7 +160,9 @@ def test_models_and_coverage_read_the_discovered_registry(project, served, capsy
     capsys.readouterr()
     assert main(["models", "--family", "t5", "--json"]) == 0
     rows = {row["model_id"]: row for row in json.loads(capsys.readouterr().out)}
-    assert set(rows) == {"tiny-t5", "t5-small", "t5-base", "t5-large", "acme/t5-summaries"}
+    assert set(rows) == {
+        "tiny-t5", "tiny-mt5", "tiny-bart", "t5-small", "t5-base", "t5-large", "acme/t5-summaries",
+    }  # fmt: skip
     assert rows["acme/t5-summaries"]["source"] == "discovered"
     assert rows["acme/t5-summaries"]["available"] is True  # the local Hub serves its info
     assert main(["coverage", "--json"]) == 0
@@ -185,7 +187,11 @@ def test_models_and_coverage_read_the_discovered_registry(project, served, capsy
         "share": round((total - untested_downloads) / total, 4),
     }  # fmt: skip
     assert report["families"]["t5"] == {
-        "classes": ["T5ForConditionalGeneration"], "models": 5, "hub_models": 4
+        "classes": [
+            "BartForConditionalGeneration", "MT5ForConditionalGeneration",
+            "T5ForConditionalGeneration",
+        ],
+        "models": 7, "hub_models": 4,
     }  # fmt: skip
     assert report["tiny_only"] == []
     assert main(["coverage"]) == 0

@@ -1,15 +1,26 @@
 """The t5 family: its pipeline task by transformers version, SentencePiece-style Unigram
-tokenizer, normaliser and relative-position code. What every family checks:
-test_families.py."""
+tokenizer, normaliser and relative-position code; mT5's own LM head, BART's byte-level BPE.
+What every family checks: test_families.py; every class's golden values: test_classes.py."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from families_helpers import check_names, edit_json, fails, import_family, run, tiny_dir
+from families_helpers import ROOT, check_names, edit_json, fails, import_family, run, tiny_dir
+
+from hfmatrix import checkpoints, golden
+from hfmatrix.expectations import expect
+from hfmatrix.generation import prompt_cut
 
 FAMILY = "t5"
+GOLDEN = golden.read(ROOT, FAMILY)  # tiny model id -> {check name: value}
 
 pytestmark = pytest.mark.usefixtures("isolated")
+
+
+def tiny_files(model_id: str) -> Path:
+    return checkpoints.tiny_path(ROOT, checkpoints.tiny_name(model_id))
 
 
 def test_pipeline_task_follows_the_transformers_version(family, tiny_record):
@@ -23,36 +34,111 @@ def test_pipeline_task_follows_the_transformers_version(family, tiny_record):
     assert ("pipeline.text_is_greedy_ids_decoded" in check_names(record)) == has_seq2seq_task
 
 
-def test_tokenizer_is_t5s_and_golden_text_is_the_golden_ids_decoded(family, tiny):
+@pytest.mark.parametrize("model_id", ["tiny-t5", "tiny-mt5"])
+def test_tokenizer_is_t5s_and_golden_text_is_the_golden_ids_decoded(family, model_id):
     from transformers import AutoTokenizer
 
-    assert len(family.GOLDEN_NEW_IDS) == family.NEW_TOKENS >= 10
-    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    stored = GOLDEN[model_id]
+    ids = stored["greedy_ids"]
+    assert ids == stored["generated_ids"] and len(ids) == family.NEW_TOKENS >= 10
+    tokenizer = AutoTokenizer.from_pretrained(tiny_files(model_id))
     assert type(tokenizer).__name__ in {"T5Tokenizer", "T5TokenizerFast"}
     assert [tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id] == [0, 1, 2]
     vocab = tokenizer.get_vocab()
     assert len(vocab) == len(family.PIECES) == family.TINY_CONFIG["vocab_size"]
     assert vocab["<extra_id_0>"] == len(vocab) - 1  # sentinels last, in reverse order
-    assert tokenizer.eos_token_id not in family.GOLDEN_NEW_IDS  # EOS was suppressed
-    assert tokenizer.unk_token_id not in family.GOLDEN_INPUT_IDS + family.GOLDEN_WIDE_IDS
-    text = tokenizer.decode(family.GOLDEN_NEW_IDS, skip_special_tokens=True)
-    assert text == family.GOLDEN_TEXT
+    assert tokenizer.eos_token_id not in ids  # EOS was suppressed
+    assert tokenizer.unk_token_id not in stored["input_ids"] + stored["normalised_input_ids"]
+    assert tokenizer.decode(ids, skip_special_tokens=True) == stored["generated_text"]
+
+
+def test_bart_tokenizer_is_byte_level_bpe_around_which_bart_puts_its_tokens(family):
+    """<s> ... </s> around the prompt, each of its words after a space one token; the decoder
+    starts at </s>; the golden text is the golden ids decoded; no sentinels."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    stored = GOLDEN["tiny-bart"]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_files("tiny-bart"))
+    config = AutoConfig.from_pretrained(tiny_files("tiny-bart"))
+    assert family.byte_level(tokenizer) and family.no_sentinels(tokenizer)
+    assert [tokenizer.bos_token_id, tokenizer.pad_token_id, tokenizer.eos_token_id] == [0, 1, 2]
+    assert config.decoder_start_token_id == tokenizer.eos_token_id
+    ids = stored["input_ids"]
+    assert ids[0] == tokenizer.bos_token_id and ids[-1] == tokenizer.eos_token_id
+    pieces = tokenizer.convert_ids_to_tokens(ids)
+    assert {"ĠEnglish", "ĠGerman", "Ġhouse", "Ġwonderful"} <= set(pieces)
+    assert tokenizer.unk_token_id not in ids + stored["wide_input_ids"]
+    text = tokenizer.decode(stored["greedy_ids"], skip_special_tokens=True)
+    assert text == stored["generated_text"]
+
+
+@pytest.mark.parametrize(
+    ("model_id", "expected"),
+    [
+        ("tiny-t5", {"sentinel_input_ids", "normalised_input_ids"}),
+        ("tiny-mt5", {"sentinel_input_ids", "normalised_input_ids"}),
+        ("tiny-bart", {"wide_input_ids", "wide_text_round_trip"}),
+    ],
+)
+def test_the_tokenizer_decides_its_form_checks(family, model_id, expected):
+    """Sentinels where the tokenizer has them; full-width text normalised by a SentencePiece
+    tokenizer, kept as its bytes (and decoded back) by a byte-level one; each holds."""
+    from transformers import AutoTokenizer
+
+    test = family.TestT5Models(model_id)
+    checks = test.tokenizer_form_checks(AutoTokenizer.from_pretrained(tiny_files(model_id)))
+    assert {check.name for check in checks} == expected
+    assert all(check.passed for check in checks), [c.detail for c in checks if not c.passed]
+
+
+def test_mt5_has_an_lm_head_of_its_own_and_shared_embeddings(family):
+    """As google's mT5 checkpoints: every stack loads the head untied from the embeddings,
+    which the encoder and decoder share."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(tiny_files("tiny-mt5"))
+    assert type(model).__name__ == "MT5ForConditionalGeneration"
+    assert model.config.feed_forward_proj == "gated-gelu"
+    shared = model.shared.weight
+    assert model.encoder.embed_tokens.weight is shared is model.decoder.embed_tokens.weight
+    assert model.lm_head.weight.data_ptr() != shared.data_ptr()
+    assert not (model.lm_head.weight == shared).all()
+
+
+def test_the_pipeline_runs_the_encoder_decoder_class(family):
+    """BART's config also maps to BartForCausalLM, which text-generation would load from the
+    path (its decoder alone): the run's pipeline holds the seq2seq class on every stack."""
+    from transformers import pipeline
+
+    test = family.TestT5Models("tiny-bart")
+    assert type(test.load_pipeline().model).__name__ == "BartForConditionalGeneration"
+    if test.pipeline_task() == "text-generation":
+        loaded = pipeline("text-generation", model=str(tiny_files("tiny-bart"))).model
+        assert type(loaded).__name__ == "BartForCausalLM"
 
 
 def test_text_generation_text_is_not_seq2seq_text(family, tiny):
     """Why the run decodes the text-generation pipeline's ids itself: its text drops as many
-    generated tokens as the prompt has. If transformers fixes this, read its text instead."""
+    generated tokens as the prompt has (before transformers 5.9: as many characters as the
+    decoded prompt has). If transformers fixes this, read its text instead."""
     from transformers import pipeline
 
+    stored = GOLDEN["tiny-t5"]
     test = family.TestT5Models("tiny")
     if test.pipeline_task() != "text-generation":
         pytest.skip("this transformers has text2text-generation")
     with family.no_causal_lm_complaint():
         pipe = pipeline("text-generation", model=str(tiny))
+
+    def decode(ids: list[int]) -> str:
+        return pipe.tokenizer.decode(ids, skip_special_tokens=True)
+
     generate = family.fixed_length_greedy(family.NEW_TOKENS)
     text = pipe(family.PROMPT, return_full_text=False, **generate)[0]["generated_text"]
-    cut = family.GOLDEN_NEW_IDS[len(family.GOLDEN_INPUT_IDS) - 1 :]  # +1: decoder start
-    assert text == pipe.tokenizer.decode(cut, skip_special_tokens=True) != family.GOLDEN_TEXT
+    cut = stored["greedy_ids"][len(stored["input_ids"]) - 1 :]  # +1: decoder start
+    whole = decode(stored["greedy_ids"])  # the decoder start is a special token
+    expected = expect(decode(cut), prompt_cut(whole[len(decode(stored["input_ids"])) :]))
+    assert text == expected.resolve()[0] != stored["generated_text"]
 
 
 def test_changing_the_model_code_fails(family, tiny_copy, monkeypatch):
