@@ -134,3 +134,22 @@ def test_a_session_with_only_declared_findings_succeeds(isolated):
     assert done.returncode == 1, done.stdout + done.stderr
     assert "declared finding" not in done.stdout
     assert "finding" not in records_by_model(isolated / "second")["tiny-bert"]
+
+
+def test_a_session_names_a_declared_finding_that_did_not_occur(isolated):
+    """tiny-bert passes on cpu where a finding is declared for it: the session passes and
+    says the declaration can go; the record says it was not observed."""
+    pytest.importorskip("torch")
+    project = project_copy(isolated / "project")
+    entry = '[findings.BertForMaskedLM.cpu]\nstack = "torch>=1"\nmatch = "x"\nreason = "r"\n'
+    (project / FINDINGS_FILE).write_text(entry)
+    module = project / "families" / "test_hf_bert.py"
+    command = [sys.executable, "-m", "pytest", str(module), "-p", "no:cacheprovider",
+               "--model", "tiny-bert"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+    assert (f"StaleFinding: tiny-bert on cpu: a finding is declared in {FINDINGS_FILE}:1 "
+            "but did not occur" in done.stdout)  # fmt: skip
+    record = records_by_model(isolated / "results")["tiny-bert"]
+    assert record["status"] == "passed" and record["finding"]["observed"] is False

@@ -14,6 +14,10 @@ from hfmatrix.specs import Finding
 FAILING = ("failed", "error", "timeout")
 
 
+class StaleFinding(UserWarning):
+    """A declared finding that did not occur: its declaration can go."""
+
+
 def declared_for(record: dict[str, Any], findings: list[Finding]) -> Finding | None:
     """The finding declared for the record's class on its backend, on this stack."""
     here = (record.get("model_class"), record.get("hardware"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,9 @@ class ModelItem(pytest.Item):
             raise ModelFailed(f"{record['status']}: {record['reason']}\nrecord: {path}")
         if findings.observed(record):  # a declared finding: reported, the session goes on
             pytest.xfail(f"{record['status']}: {findings.words(record)}")
+        if record.get("finding"):  # declared, but it did not occur: in pytest's summary
+            stale = f"{self.model_id} on {self.hardware}: {findings.words(record)}"
+            warnings.warn(findings.StaleFinding(stale), stacklevel=1)
 
     def repr_failure(self, excinfo: Any, style: Any = None) -> str:
         if isinstance(excinfo.value, ModelFailed):
