@@ -449,7 +449,7 @@ def test_performance_per_class_and_hardware(tmp_path: Path) -> None:
     assert "## Performance" in text
     line = next(row for row in text.splitlines() if row.startswith("| bert") and "forward" in row)
     assert [c.strip() for c in line.split("|")[1:-1]] == [
-        "bert", "cpu", "forward", "3", "2", "4", "450 samples/s", "800"
+        "bert", "BertForMaskedLM", "cpu", "forward", "3", "2", "4", "450 samples/s", "800"
     ]  # fmt: skip
 
 

@@ -490,17 +490,20 @@ def _expectations_md(summary: dict[str, Any]) -> str:
 
 
 def _performance_md(summary: dict[str, Any]) -> str:
-    """Per class and column, the median over its models of the key targets' figures."""
-    rows = [
-        [family, column, name, figures["models"], _ms(figures["p50_s"]), _ms(figures["p90_s"]),
-         f"{_diff(figures['throughput'])} {figures['throughput_unit'] or ''}".strip(),
-         _diff(figures["max_ram_mb"])]
-        for family, cells in summary["matrix"].items()
-        for column, cell in cells.items()
-        for name, figures in cell.get("performance", {}).items()
-    ]  # fmt: skip
-    headers = ["family", "hardware", "target", "models", "p50 ms", "p90 ms", "throughput",
-               "max_ram MB"]  # fmt: skip
+    """Per class and column, the median over its models of the key targets' figures; the
+    family named on its first row."""
+    rows = []
+    for family, classes in (summary.get("classes") or {}).items():
+        for name, cells in classes.items():
+            for column, cell in cells.items():
+                for target, figures in cell.get("performance", {}).items():
+                    rate = f"{_diff(figures['throughput'])} {figures['throughput_unit'] or ''}"
+                    rows.append([family, name, column, target, figures["models"],
+                                 _ms(figures["p50_s"]), _ms(figures["p90_s"]), rate.strip(),
+                                 _diff(figures["max_ram_mb"])])  # fmt: skip
+                    family = ""
+    headers = ["family", "class", "hardware", "target", "models", "p50 ms", "p90 ms",
+               "throughput", "max_ram MB"]  # fmt: skip
     return _table(headers, rows) if rows else ""
 
 
