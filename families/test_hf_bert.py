@@ -36,6 +36,9 @@ from transformers import (
     ElectraConfig,
     ElectraForMaskedLM,
     ElectraTokenizer,
+    MPNetConfig,
+    MPNetForMaskedLM,
+    MPNetTokenizer,
     RobertaConfig,
     RobertaForMaskedLM,
     RobertaTokenizer,
@@ -136,6 +139,7 @@ VOCAB = [  # WordPiece: BERT, DistilBERT, ELECTRA
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *".,!?'",
     *LETTERS, *(f"##{c}" for c in LETTERS), *WORDS, "##s", "##ed", "##ing", "##ly",
 ]  # fmt: skip
+MPNET_VOCAB = ["<s>", "<pad>", "</s>", "<unk>", *VOCAB, "<mask>"]  # fairseq's + WordPiece
 BPE_VOCAB, BPE_MERGES = grown_bpe(  # byte-level BPE: RoBERTa
     ["<s>", "<pad>", "</s>", "<unk>", *byte_symbols()], WORDS, prefix="Ġ"
 )
@@ -169,8 +173,8 @@ SEED, INIT_STD = 1234, 0.5
 recipe = functools.partial(tiny_recipe, seed=SEED, std=INIT_STD)
 
 
-def wordpiece(tokenizer_class) -> Callable[[], object]:
-    return lambda: tokenizer_class(vocab={token: i for i, token in enumerate(VOCAB)})
+def wordpiece(tokenizer_class, vocab: list[str] = VOCAB) -> Callable[[], object]:
+    return lambda: tokenizer_class(vocab={token: i for i, token in enumerate(vocab)})
 
 
 V, U = len(VOCAB), len(UNIGRAM)
@@ -204,6 +208,11 @@ TINY = {  # tiny model id -> recipe: one per class the family tests
                         pos_att_type=["p2c", "c2p"], type_vocab_size=0, **SIZES),
         lambda: DebertaV2Tokenizer(vocab=pieces("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"),
                                    unk_id=1)),
+    "tiny-mpnet": recipe(  # 32 relative position buckets: MPNet's encoder assumes 32
+        MPNetForMaskedLM,
+        MPNetConfig(vocab_size=len(MPNET_VOCAB), relative_attention_num_buckets=32,
+                    **dict(SIZES, max_position_embeddings=66)),  # 2 + positions
+        wordpiece(MPNetTokenizer, MPNET_VOCAB)),
 }  # fmt: skip
 
 

@@ -74,7 +74,7 @@ def test_table_output(isolated, capsys):
     assert out[0].split() == ["model", "family", "class", "task", "tier", "downloads", "runs",
                               "here", "from", "/", "why", "not"]  # fmt: skip
     [row] = [line for line in out[2:] if line.startswith("tiny-bert ")]
-    assert len(out) == 2 + 8  # a tiny checkpoint per class
+    assert len(out) == 2 + 9  # a tiny checkpoint per class
     assert row.split()[:7] == [
         "tiny-bert",
         "bert",
