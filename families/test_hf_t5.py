@@ -2,8 +2,9 @@
 
 Run as a script (``python families/test_hf_t5.py --model t5-small``) or through pytest
 (``nox -s t5``); any seq2seq model id of this class runs with no new code. It tests T5, mT5
-(gated GELU, an LM head of its own) and BART (byte-level BPE, learned positions), each with
-a tiny checkpoint and golden values (families/golden/t5.json).
+(gated GELU, an LM head of its own), BART (byte-level BPE, learned positions) and Pegasus
+(Pegasus's Unigram ids, sinusoidal positions), each with a tiny checkpoint and golden values
+(families/golden/t5.json).
 
 Pipeline: transformers 4 drives these models with ``text2text-generation``; transformers 5
 removed that task (with summarization and translation). On transformers 5 the run uses
@@ -38,6 +39,9 @@ from transformers import (
     BartTokenizer,
     MT5Config,
     MT5ForConditionalGeneration,
+    PegasusConfig,
+    PegasusForConditionalGeneration,
+    PegasusTokenizer,
     T5Config,
     T5ForConditionalGeneration,
     T5TokenizerFast,
@@ -124,12 +128,15 @@ CHARACTERS = [
 ]  # fmt: skip
 EXTRA_IDS = 8
 SPECIAL = ["<pad>", "</s>", "<unk>"]
-PIECES = [
-    *((token, 0.0) for token in SPECIAL),
+TEXT_PIECES = [
     ("▁", -3.0),
     *((f"▁{word}", round(-4.0 - 0.01 * i, 2)) for i, word in enumerate(WORDS)),
     *((suffix, round(-7.0 - 0.01 * i, 2)) for i, suffix in enumerate(SUFFIXES)),
     *((char, round(-9.0 - 0.01 * i, 2)) for i, char in enumerate(CHARACTERS)),
+]
+PIECES = [
+    *((token, 0.0) for token in SPECIAL),
+    *TEXT_PIECES,
     *((f"<extra_id_{i}>", 0.0) for i in reversed(range(EXTRA_IDS))),
 ]
 TINY_CONFIG = dict(  # transformers' T5ModelTester sizes; t5-small's ReLU and tied embeddings
@@ -151,6 +158,26 @@ BART_CONFIG = dict(  # T5's sizes; BART's ids: <s> 0, <pad> 1, </s> 2, the decod
     max_position_embeddings=64, pad_token_id=1, bos_token_id=0, eos_token_id=2,
     decoder_start_token_id=2,
 )  # fmt: skip
+# Pegasus's tokenizer: a Unigram with the text pieces above, its ids laid out as google/pegasus-*'s
+# are: <pad> 0, </s> 1, <mask_1> (masked sentences) 2, <mask_2> (masked words) 3, the reserved
+# <unk_2> ... <unk_102>, then <unk> (105) and the pieces; </s> after every sequence.
+PEGASUS_OFFSET = 103  # PegasusTokenizer's offset: ids reserved before <unk>
+PEGASUS_PIECES = [
+    *((token, 0.0) for token in ("<pad>", "</s>", "<mask_1>", "<mask_2>")),
+    *((f"<unk_{i}>", -100.0) for i in range(2, PEGASUS_OFFSET)),
+    ("<unk>", 0.0),
+    *TEXT_PIECES,
+]
+# BART's sizes; google/pegasus-*'s ReLU and ids. Their embeddings are scaled by sqrt(d_model):
+# seeded at d_model 32, the decoder then repeats one token at every std tried (0.1 to 1.5, 8
+# seeds; its tied head maps the scaled input embedding back to itself), so tiny-pegasus keeps
+# PegasusConfig's default, unscaled.
+PEGASUS_CONFIG = dict(
+    vocab_size=len(PEGASUS_PIECES), d_model=32, encoder_layers=2, decoder_layers=2,
+    encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=37, decoder_ffn_dim=37,
+    max_position_embeddings=64, activation_function="relu", scale_embedding=False,
+    pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, forced_eos_token_id=1,
+)  # fmt: skip
 SEED, INIT_STD = 1234, 0.7  # tiny-t5: top-1 vs top-2 logit gaps >= 0.046 (>> ATOL), 13 ids
 MT5_INIT_STD = 0.5  # tiny-mt5 (gated GELU, untied head): gaps >= 0.13, 10 distinct ids
 
@@ -161,16 +188,11 @@ def unigram_tokenizer():
     T5Tokenizer keeps), metaspace pre-tokenizer and decoder, </s> after every sequence.
     The map's bytes vary with the sentencepiece release (0.2.2 and 0.2.3 differ), so
     tokenizer.json's do too; the token ids checked here do not."""
-    import sentencepiece
-    from sentencepiece import sentencepiece_model_pb2
     from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import Unigram
 
-    spec = sentencepiece_model_pb2.NormalizerSpec()
-    rules = sentencepiece.SentencePieceNormalizer(rule_name="nmt_nfkc")
-    spec.ParseFromString(rules.serialized_normalizer_spec())
     backend = Tokenizer(Unigram(PIECES, unk_id=SPECIAL.index("<unk>"), byte_fallback=False))
-    backend.normalizer = normalizers.Precompiled(spec.precompiled_charsmap)
+    backend.normalizer = normalizers.Precompiled(nfkc_charsmap())
     metaspace = dict(replacement="▁", prepend_scheme="always", split=True)
     backend.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(**metaspace)]
@@ -181,6 +203,43 @@ def unigram_tokenizer():
         single="$A </s>", pair="$A </s> $B </s>", special_tokens=[eos]
     )
     return T5TokenizerFast(tokenizer_object=backend, extra_ids=EXTRA_IDS)
+
+
+def nfkc_charsmap() -> bytes:
+    """SentencePiece's nmt_nfkc normaliser as its precompiled character map."""
+    import sentencepiece
+    from sentencepiece import sentencepiece_model_pb2
+
+    spec = sentencepiece_model_pb2.NormalizerSpec()
+    rules = sentencepiece.SentencePieceNormalizer(rule_name="nmt_nfkc")
+    spec.ParseFromString(rules.serialized_normalizer_spec())
+    return spec.precompiled_charsmap
+
+
+def pegasus_tokenizer() -> PegasusTokenizer:
+    """The tiny Pegasus checkpoint's tokenizer (PEGASUS_PIECES), built by its class as
+    google's converted ones are: nmt_nfkc's map, then runs of spaces folded into one."""
+    return PegasusTokenizer(
+        vocab=PEGASUS_PIECES, _spm_precompiled_charsmap=nfkc_charsmap(), offset=PEGASUS_OFFSET
+    )
+
+
+def tiny_pegasus(path: Path) -> None:
+    """The tiny Pegasus checkpoint: weights seeded at SEED, INIT_STD, except the tables the
+    model freezes (requires_grad false: its sinusoidal positions), which keep the values the
+    config defines, as google's checkpoints carry them; every stack loads them from the file."""
+    model = PegasusForConditionalGeneration(PegasusConfig(**PEGASUS_CONFIG))
+    fixed = {
+        name: param.detach().clone()
+        for name, param in model.named_parameters()
+        if not param.requires_grad
+    }
+    seed_parameters(model, SEED, INIT_STD)
+    with torch.no_grad():
+        for name, values in fixed.items():
+            model.get_parameter(name).copy_(values)
+    model.save_pretrained(path)
+    pegasus_tokenizer().save_pretrained(path)
 
 
 def tiny_mt5(path: Path) -> None:
@@ -214,6 +273,7 @@ TINY = {
     "tiny-mt5": tiny_mt5,  # seeded at SEED, MT5_INIT_STD
     "tiny-bart": tiny_recipe(BartForConditionalGeneration, BartConfig(**BART_CONFIG),
                              byte_level_bpe, seed=3, std=0.35),  # gaps >= 0.015, 5 ids
+    "tiny-pegasus": tiny_pegasus,  # gaps >= 0.63, 4 ids
 }  # fmt: skip
 
 # Golden values of each tiny checkpoint (families/golden/t5.json): its weights and vocabulary

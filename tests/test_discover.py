@@ -161,7 +161,8 @@ def test_models_and_coverage_read_the_discovered_registry(project, served, capsy
     assert main(["models", "--family", "t5", "--json"]) == 0
     rows = {row["model_id"]: row for row in json.loads(capsys.readouterr().out)}
     assert set(rows) == {
-        "tiny-t5", "tiny-mt5", "tiny-bart", "t5-small", "t5-base", "t5-large", "acme/t5-summaries",
+        "tiny-t5", "tiny-mt5", "tiny-bart", "tiny-pegasus", "t5-small", "t5-base", "t5-large",
+        "acme/t5-summaries",
     }  # fmt: skip
     assert rows["acme/t5-summaries"]["source"] == "discovered"
     assert rows["acme/t5-summaries"]["available"] is True  # the local Hub serves its info
@@ -189,9 +190,9 @@ def test_models_and_coverage_read_the_discovered_registry(project, served, capsy
     assert report["families"]["t5"] == {
         "classes": [
             "BartForConditionalGeneration", "MT5ForConditionalGeneration",
-            "T5ForConditionalGeneration",
+            "PegasusForConditionalGeneration", "T5ForConditionalGeneration",
         ],
-        "models": 7, "hub_models": 4,
+        "models": 8, "hub_models": 4,
     }  # fmt: skip
     assert report["tiny_only"] == []
     assert main(["coverage"]) == 0

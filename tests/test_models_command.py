@@ -19,10 +19,11 @@ def listing(capsys, *args: str) -> list[dict]:
 def test_family_lists_its_models_tiny_first(isolated, capsys):
     rows = listing(capsys, "--family", "t5")
     assert [row["model_id"] for row in rows] == [
-        "tiny-bart", "tiny-mt5", "tiny-t5", "t5-base", "t5-large", "t5-small",
+        "tiny-bart", "tiny-mt5", "tiny-pegasus", "tiny-t5", "t5-base", "t5-large", "t5-small",
     ]  # fmt: skip
     assert {row["class"] for row in rows} == {
         "T5ForConditionalGeneration", "MT5ForConditionalGeneration", "BartForConditionalGeneration",
+        "PegasusForConditionalGeneration",
     }  # fmt: skip
 
 

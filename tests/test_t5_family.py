@@ -78,6 +78,7 @@ def test_bart_tokenizer_is_byte_level_bpe_around_which_bart_puts_its_tokens(fami
         ("tiny-t5", {"sentinel_input_ids", "normalised_input_ids"}),
         ("tiny-mt5", {"sentinel_input_ids", "normalised_input_ids"}),
         ("tiny-bart", {"wide_input_ids", "wide_text_round_trip"}),
+        ("tiny-pegasus", {"normalised_input_ids"}),  # a SentencePiece Unigram, no sentinels
     ],
 )
 def test_the_tokenizer_decides_its_form_checks(family, model_id, expected):
