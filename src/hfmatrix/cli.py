@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from hfmatrix.harness import FamilyTest
 
 
-
 def positive(value: str) -> float:
     """A positive number of seconds or GiB."""
     try:
