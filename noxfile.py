@@ -97,6 +97,7 @@ def run_family(session: nox.Session, family: str, hw: str, stack: str) -> None:
                    "nox -t HW")  # fmt: skip
     try:
         models = PROJECT.select_models(family, args.model, args.all_models, args.representative)
+        PROJECT.findings  # noqa: B018 -- a mistake there stops the session before its environment
         check_dtype([hw], args.dtype)
         perf_settings(args)
         base = PROJECT.install_requirements(family, hw, [], stack)

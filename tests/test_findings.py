@@ -25,7 +25,7 @@ BROKEN = {"model_class": "BertForMaskedLM", "hardware": "cpu", "status": "failed
 def test_the_project_s_findings_name_tested_classes_and_their_lines():
     project = Project(ROOT)
     declared = project.findings
-    assert declared, "the openvino findings of the vit and llama families are declared"
+    assert declared, "the openvino findings of the vit, llama and t5 families are declared"
     lines = (ROOT / FINDINGS_FILE).read_text().splitlines()
     for finding in declared:
         header = f"[findings.{finding.model_class}.{finding.hardware}]"
@@ -49,6 +49,9 @@ def test_the_project_s_findings_name_tested_classes_and_their_lines():
          ":2: invalid requirement 'torch>' in findings.BertForMaskedLM.cpu.stack"),
         ('[findings.BertForMaskedLM.cpu]\nstack = "torch>=1"\nmatch = " "\nreason = "y"\n',
          ":3: findings.BertForMaskedLM.cpu: match and reason must not be blank"),
+        ('[findings.BertForMaskedLM.cpu]\nstack = "torch>=1; python_version<\'3\'"\nmatch = "x"\n'
+         'reason = "y"\n', ":2: findings.BertForMaskedLM.cpu.stack must be a package name and "
+         "versions"),
     ],
 )  # fmt: skip
 def test_a_mistake_in_the_findings_file_names_its_line(tmp_path, body, message):
@@ -58,6 +61,26 @@ def test_a_mistake_in_the_findings_file_names_its_line(tmp_path, body, message):
         Project(copy).findings  # noqa: B018
     assert f"{copy / FINDINGS_FILE}{message}" in str(error.value)
     assert error.value.exit_code == 2
+
+
+def test_a_findings_file_with_no_declarations_declares_none(tmp_path):
+    """Its comments left after the last declaration went: no finding, no error."""
+    copy = project_copy(tmp_path / "project")
+    comments = (ROOT / FINDINGS_FILE).read_text().split("\n[")[0]
+    (copy / FINDINGS_FILE).write_text(comments)
+    assert Project(copy).findings == []
+
+
+def test_a_declaration_s_line_is_its_own_table_s_header(tmp_path):
+    """One class's tables may be apart: each declaration names its own header's line."""
+    copy = project_copy(tmp_path / "project")
+    entry = '[findings.{}.{}]\nstack = "torch>=1"\nmatch = "x"\nreason = "y"\n\n'
+    (copy / FINDINGS_FILE).write_text(entry.format("BertForMaskedLM", "cpu")
+                                      + entry.format("GPT2LMHeadModel", "openvino")
+                                      + entry.format("BertForMaskedLM", "openvino"))  # fmt: skip
+    lines = {(f.model_class, f.hardware): f.line for f in Project(copy).findings}
+    assert lines == {("BertForMaskedLM", "cpu"): 1, ("GPT2LMHeadModel", "openvino"): 6,
+                     ("BertForMaskedLM", "openvino"): 11}  # fmt: skip
 
 
 def marked(record: dict, *declared: Finding) -> dict:
@@ -97,6 +120,7 @@ def test_a_declaration_for_another_stack_does_not_apply():
 def test_a_declared_finding_that_did_not_occur_is_named():
     record = marked({**BROKEN, "status": "passed", "reason": ""}, DECLARED)
     assert record["finding"]["observed"] is False and not findings.failing(record)
+    assert "finding" not in marked(record)  # its declaration gone: a resumed record says so
     assert "did not occur" in findings.words(record) and f"{FINDINGS_FILE}:3" in findings.words(
         record
     )
@@ -150,6 +174,6 @@ def test_a_session_names_a_declared_finding_that_did_not_occur(isolated):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
     assert (f"StaleFinding: tiny-bert on cpu: a finding is declared in {FINDINGS_FILE}:1 "
-            "but did not occur" in done.stdout)  # fmt: skip
+            "but did not occur for this model" in done.stdout)  # fmt: skip
     record = records_by_model(isolated / "results")["tiny-bert"]
     assert record["status"] == "passed" and record["finding"]["observed"] is False

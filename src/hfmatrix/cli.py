@@ -260,7 +260,8 @@ def print_table(records: list[dict]) -> None:
     from tabulate import tabulate
 
     rows = [
-        (r["model_id"], r["hardware"], r["status"],
+        (r["model_id"], r["hardware"],
+         f"{r['status']} (declared)" if findings.observed(r) else r["status"],
          *(r["tests"].get(t, {}).get("status", "-") for t in TABLE_TESTS),
          r["numerics"].get("max_abs_diff", "-"))
         for r in records

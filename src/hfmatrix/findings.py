@@ -31,6 +31,7 @@ def mark(record: dict[str, Any], findings: list[Finding], where: str) -> None:
     """Set the record's ``finding`` where one is declared for it: ``observed`` when the
     record fails with the declared text in its reason, not when it passed (the declaration
     is stale); a record failing otherwise, or skipped, gets none."""
+    record.pop("finding", None)  # a resumed record is judged by today's declarations
     finding = declared_for(record, findings)
     if finding is None:
         return
@@ -61,5 +62,5 @@ def words(record: dict[str, Any]) -> str:
         return ""
     if finding.get("observed"):
         return f"declared finding ({finding.get('declared_in')}): {finding.get('reason')}"
-    return (f"a finding is declared in {finding.get('declared_in')} but did not occur: "
-            "remove it if it no longer applies")  # fmt: skip
+    return (f"a finding is declared in {finding.get('declared_in')} but did not occur for "
+            "this model: remove it once no model of the class shows it")  # fmt: skip

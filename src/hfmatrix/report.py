@@ -222,7 +222,7 @@ def _model_row(record: dict[str, Any], history: Counter) -> dict[str, Any]:
     numerics = _dict(record.get("numerics"))
     return {
         "family": record["family"],
-        "model_class": record.get("model_class"),
+        "model_class": _model_class(record),
         "model_id": record["model_id"],
         "tier": record.get("tier"),
         "hardware": _column(record),

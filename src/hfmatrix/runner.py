@@ -94,6 +94,7 @@ def run_model(
     path = results.record_path(settings.results_dir, blank)
     record = stopped_before_tests(test, blank)
     if settings.resume and (previous := reusable(path, blank)) is not None:
+        findings.mark(previous, project.findings, FINDINGS_FILE)
         return Outcome(previous, path, resumed=True)
     if record is None:
         log = settings.results_dir / "logs" / blank["session"] / f"{path.stem}.log"

@@ -254,14 +254,14 @@ def load_overrides(path: Path) -> dict[str, Override]:
 
 def load_untested(path: Path) -> dict[str, Untested]:
     """Read env_specs/classes/untested.toml: ``[classes.<Class>]`` tables with ``why`` (a key of
-    UNTESTED_WHY) and ``reason``; {} when the file is absent."""
+    UNTESTED_WHY) and ``reason``; {} when the file is absent or lists none."""
     if not path.is_file():
         return {}
     data, text = read_toml(path)
     check = Checker(path, text)
-    check.keys(data, "untested classes", {"classes"}, {"classes"})
+    check.keys(data, "untested classes", set(), {"classes"})
     found = {}
-    for name, entry in check.table(data["classes"], "classes").items():
+    for name, entry in check.table(data.get("classes", {}), "classes").items():
         where, at = f"classes.{name}", check.entry(name)
         at.keys(at.table(entry, where), where, {"why", "reason"}, {"why", "reason"})
         why, reason = at.typed(entry, "why", str, where), at.typed(entry, "reason", str, where)
@@ -273,14 +273,15 @@ def load_untested(path: Path) -> dict[str, Untested]:
 
 def load_findings(path: Path) -> list[Finding]:
     """Read env_specs/classes/findings.toml: ``[findings.<Class>.<hardware>]`` tables with
-    ``stack`` (a requirement), ``match`` and ``reason``; [] when the file is absent."""
+    ``stack`` (a requirement on an installed package: a name and versions), ``match`` and
+    ``reason``; [] when the file is absent or declares none."""
     if not path.is_file():
         return []
     data, text = read_toml(path)
     check = Checker(path, text)
-    check.keys(data, "findings", {"findings"}, {"findings"})
+    check.keys(data, "findings", set(), {"findings"})
     found = []
-    for name, backends in check.table(data["findings"], "findings").items():
+    for name, backends in check.table(data.get("findings", {}), "findings").items():
         at = check.entry(name)
         for hardware, entry in at.table(backends, f"findings.{name}").items():
             where, here = f"findings.{name}.{hardware}", at.entry(hardware)
@@ -288,7 +289,21 @@ def load_findings(path: Path) -> list[Finding]:
             values = {key: here.typed(entry, key, str, where) for key in sorted(FINDING_KEYS)}
             if not values["match"].strip() or not values["reason"].strip():
                 raise here.fail(f"{where}: match and reason must not be blank", "match")
-            requirements([values["stack"]], here, f"{where}.stack")
-            line = line_of_key(text, hardware, at.start)  # its table's header
-            found.append(Finding(name, hardware, line=line, **values))
+            stack = Requirement(requirements([values["stack"]], here, f"{where}.stack")[0])
+            if stack.marker or stack.extras or stack.url:
+                raise here.fail(f"{where}.stack must be a package name and versions, as "
+                                "'optimum-intel<2.3'", "stack")  # fmt: skip
+            found.append(Finding(name, hardware, line=header_line(text, name, hardware),
+                                 **values))  # fmt: skip
     return found
+
+
+def header_line(text: str, name: str, hardware: str) -> int | None:
+    """The line of the table header ``[findings.<name>.<hardware>]``, else of ``hardware``
+    after the class's first mention (an inline table)."""
+    header = re.compile(rf"(?m)^[ \t]*\[findings\.{re.escape(name)}\.{re.escape(hardware)}\]")
+    match = header.search(text)
+    if match:
+        return text.count("\n", 0, match.start()) + 1
+    start = Checker(Path(), text).entry(name).start
+    return line_of_key(text, hardware, start)
