@@ -12,7 +12,6 @@ if __name__ == "__main__":  # where torch is missing, the arguments run in the f
     run_in_family_environment(__file__)
 
 import json
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,7 +25,7 @@ from transformers import (
 )
 
 from hfmatrix import compat
-from hfmatrix.checkpoints import seed_parameters, weights_sha256
+from hfmatrix.checkpoints import tiny_recipe, weights_sha256
 from hfmatrix.checks import Check, close, equal, truth
 from hfmatrix.cli import family_main
 from hfmatrix.harness import FamilyTest
@@ -139,16 +138,11 @@ MASK_IOU = Bound(
 )
 
 
-def tiny_sam(path: Path) -> None:
-    """The tiny checkpoint's recipe: a seeded SamModel and its image processor alone, as
-    preprocessor_config.json (the Hub checkpoints' layout), saved into ``path``."""
-    model = SamModel(SamConfig(**TINY_CONFIG))
-    seed_parameters(model, SEED, INIT_STD)
-    model.save_pretrained(path)
-    SamImageProcessor(**TINY_IMAGE_PROCESSOR).save_pretrained(path)
-
-
-TINY = {"tiny-sam": tiny_sam}  # tiny model id -> recipe
+TINY = {  # tiny model id -> recipe: a seeded SamModel and its image processor alone, as
+    # preprocessor_config.json (the Hub checkpoints' layout)
+    "tiny-sam": tiny_recipe(SamModel, SamConfig(**TINY_CONFIG),
+                            lambda: SamImageProcessor(**TINY_IMAGE_PROCESSOR), SEED, INIT_STD),
+}  # fmt: skip
 
 
 class TestSamModels(FamilyTest):

@@ -81,6 +81,10 @@ def test_a_declaration_s_line_is_its_own_table_s_header(tmp_path):
     lines = {(f.model_class, f.hardware): f.line for f in Project(copy).findings}
     assert lines == {("BertForMaskedLM", "cpu"): 1, ("GPT2LMHeadModel", "openvino"): 6,
                      ("BertForMaskedLM", "openvino"): 11}  # fmt: skip
+    text = (copy / FINDINGS_FILE).read_text()
+    (copy / FINDINGS_FILE).write_text(text[: text.rindex('reason = "y"')] + 'why = "y"\n')
+    with pytest.raises(UserError, match=r"findings.toml:14: unknown key 'why'"):
+        Project(copy).findings  # noqa: B018 -- the third table's own key, not the first's
 
 
 def marked(record: dict, *declared: Finding) -> dict:

@@ -191,7 +191,7 @@ function grid() {
     const classes = CLASSES[family] || {};
     const names = Object.keys(classes).sort();
     const tr = body.insertRow();
-    Object.assign(tr, {className: "family"});
+    tr.className = "family";
     tr.dataset.family = family;
     const th = el("th", {scope: "row"});
     if (names.length) {
@@ -210,7 +210,7 @@ function grid() {
     }
     for (const name of names) {
       const row = body.insertRow();
-      Object.assign(row, {className: "model-class"});
+      row.className = "model-class";
       Object.assign(row.dataset, {family, modelClass: name});
       row.append(el("th", {scope: "row"}, name));
       for (const column of columns) {

@@ -98,7 +98,10 @@ class Checker:
         self.start = start
 
     def entry(self, key: str) -> Checker:
-        line = line_of_key(self.text, key, self.start)
+        return self.at_line(line_of_key(self.text, key, self.start))
+
+    def at_line(self, line: int | None) -> Checker:
+        """A Checker whose keys are searched from ``line`` (None: this one)."""
         if line is None:
             return self
         offset = sum(len(row) + 1 for row in self.text.split("\n")[: line - 1])

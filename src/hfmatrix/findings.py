@@ -35,9 +35,8 @@ def mark(record: dict[str, Any], findings: list[Finding], where: str) -> None:
     finding = declared_for(record, findings)
     if finding is None:
         return
-    failed = record["status"] in FAILING
-    observed = failed and finding.match in str(record.get("reason") or "")
-    if (failed and not observed) or record["status"] == "skipped":
+    observed = record["status"] in FAILING and finding.match in str(record.get("reason") or "")
+    if record["status"] != "passed" and not observed:
         return
     line = f":{finding.line}" if finding.line else ""
     record["finding"] = {"observed": observed, "reason": finding.reason,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,15 +85,18 @@ def _counts(records: list[dict[str, Any]]) -> dict[str, int]:
     return {status: tally.get(status, 0) for status in STATUSES}
 
 
+def _cells(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """column -> cell: the records on each column."""
+    return {hw: _matrix_cell(group) for hw, group in sorted(_grouped(records, _column).items())}
+
+
 def _matrix(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
     """family -> column -> cell: each family's records on each column."""
-    groups: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for record in records:
-        groups.setdefault(record["family"], {}).setdefault(_column(record), []).append(record)
-    return {
-        family: {hw: _matrix_cell(groups[family][hw]) for hw in sorted(groups[family])}
-        for family in sorted(groups)
-    }
+    return {family: _cells(group) for family, group in sorted(_grouped(records, _family).items())}
+
+
+def _family(record: dict[str, Any]) -> str:
+    return record["family"]
 
 
 def _model_class(record: dict[str, Any]) -> str:
@@ -102,12 +106,9 @@ def _model_class(record: dict[str, Any]) -> str:
 
 def _class_matrix(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
     """family -> class -> column -> cell: the class x hardware grid, grouped by family."""
-    groups: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for record in records:
-        groups.setdefault(record["family"], {}).setdefault(_model_class(record), []).append(record)
     return {
-        family: {name: _matrix(groups[family][name])[family] for name in sorted(groups[family])}
-        for family in sorted(groups)
+        family: {name: _cells(mine) for name, mine in sorted(_grouped(group, _model_class).items())}
+        for family, group in sorted(_grouped(records, _family).items())
     }
 
 
@@ -619,17 +620,19 @@ def _write_groups(directory: Path, documents: dict[str, Any]) -> None:
             old.unlink(missing_ok=True)
 
 
-def _grouped(records: list[dict[str, Any]], key: str) -> dict[str, list[dict[str, Any]]]:
-    """Records by ``key`` ("family"), or by matrix column for "hardware"."""
+def _grouped(
+    records: list[dict[str, Any]], key: Callable[[dict[str, Any]], str]
+) -> dict[str, list[dict[str, Any]]]:
+    """Records by ``key(record)`` (_family, _column, _model_class), in their order."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for record in records:
-        groups.setdefault(_column(record) if key == "hardware" else record[key], []).append(record)
+        groups.setdefault(key(record), []).append(record)
     return groups
 
 
 def _by_class(records: list[dict[str, Any]]) -> dict[str, Any]:
     documents = {}
-    for family, group in _grouped(records, "family").items():
+    for family, group in _grouped(records, _family).items():
         classes = {r.get("model_class") for r in group if isinstance(r.get("model_class"), str)}
         documents[f"{slug(family)}_models.json"] = {
             "family": family,
@@ -644,7 +647,7 @@ def _by_hardware(records: list[dict[str, Any]]) -> dict[str, Any]:
         f"{slug(hardware.replace('@', '-'))}_results.json": {
             "hardware": hardware,
             "classes": {
-                family: _matrix_cell(cell) for family, cell in _grouped(group, "family").items()
+                family: _matrix_cell(cell) for family, cell in _grouped(group, _family).items()
             },
             "model_classes": {  # family -> class -> cell
                 family: {name: cells[hardware] for name, cells in classes.items()}
@@ -652,7 +655,7 @@ def _by_hardware(records: list[dict[str, Any]]) -> dict[str, Any]:
             },
             "records": sorted(group, key=lambda r: (r["family"], r["model_id"])),
         }
-        for hardware, group in _grouped(records, "hardware").items()
+        for hardware, group in _grouped(records, _column).items()
     }
 
 

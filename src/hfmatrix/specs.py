@@ -284,7 +284,8 @@ def load_findings(path: Path) -> list[Finding]:
     for name, backends in check.table(data.get("findings", {}), "findings").items():
         at = check.entry(name)
         for hardware, entry in at.table(backends, f"findings.{name}").items():
-            where, here = f"findings.{name}.{hardware}", at.entry(hardware)
+            line = header_line(text, name, hardware)
+            where, here = f"findings.{name}.{hardware}", check.at_line(line)
             here.keys(here.table(entry, where), where, FINDING_KEYS, FINDING_KEYS)
             values = {key: here.typed(entry, key, str, where) for key in sorted(FINDING_KEYS)}
             if not values["match"].strip() or not values["reason"].strip():
@@ -293,8 +294,7 @@ def load_findings(path: Path) -> list[Finding]:
             if stack.marker or stack.extras or stack.url:
                 raise here.fail(f"{where}.stack must be a package name and versions, as "
                                 "'optimum-intel<2.3'", "stack")  # fmt: skip
-            found.append(Finding(name, hardware, line=header_line(text, name, hardware),
-                                 **values))  # fmt: skip
+            found.append(Finding(name, hardware, line=line, **values))
     return found
 
 
@@ -305,5 +305,4 @@ def header_line(text: str, name: str, hardware: str) -> int | None:
     match = header.search(text)
     if match:
         return text.count("\n", 0, match.start()) + 1
-    start = Checker(Path(), text).entry(name).start
-    return line_of_key(text, hardware, start)
+    return line_of_key(text, hardware, Checker(Path(), text).entry(name).start)
