@@ -21,6 +21,7 @@ from hfmatrix.cli import (
     whole_number,
 )
 from hfmatrix.errors import UserError
+from hfmatrix.merge import result_trees
 from hfmatrix.project import Project
 from hfmatrix.registry import TIERS, ModelEntry
 
@@ -40,6 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--results-dir", default=None, metavar="DIR",
                         help="the merged tree (default: $HFMATRIX_RESULTS_DIR, else "
                              "test_results/)")  # fmt: skip
+    report.add_argument("--baseline", action="append", default=[], metavar="PATH",
+                        help="an earlier run to compare with: its test_results/ tree, its "
+                             "summary.json or a folder of its job artifacts (repeatable, "
+                             "oldest first: a history)")  # fmt: skip
+    report.add_argument("--fail-on", metavar="WHAT", default="",
+                        help="exit 1 when the comparison shows any of these: "
+                             "new-failures,drift,slower (comma-separated)")  # fmt: skip
     check = commands.add_parser(
         "check-env", help="does this environment satisfy a family's env specs (prepared machines)"
     )
@@ -103,19 +111,36 @@ def registry_coverage(project: Project) -> dict[str, Any]:
 
 
 def write_report(args: argparse.Namespace) -> int:
-    """``hfmatrix report``: the report tree, with the registry's coverage in a project."""
+    """``hfmatrix report``: the report tree, with the registry's coverage in a project, and
+    its comparison with the baselines; exit 1 where --fail-on names what it shows."""
+    from hfmatrix import baseline
     from hfmatrix.report import write_report
 
+    gates = baseline.parse_gates(args.fail_on) if args.fail_on else []
+    if gates and not args.baseline:
+        raise UserError("--fail-on needs --baseline PATH: there is nothing to compare with")
     project = project_or_none()
     directory = results_dir(project, args.results_dir)
     trees = [tree for value in args.trees for tree in result_trees(Path(value))]
+    baselines = [baseline.load(Path(value)) for value in args.baseline]
     for tree in trees:
         print(f"report: merging {tree}", flush=True)
-    summary = write_report(directory, registry_coverage(project) if project else None, trees)
+    for earlier in baselines:
+        print(f"report: baseline {earlier.path} ({len(earlier.entries)} results)", flush=True)
+    coverage = registry_coverage(project) if project else None
+    summary = write_report(directory, coverage, trees, baselines)
     totals = ", ".join(f"{k} {v}" for k, v in summary["totals"].items() if v)
     history = f", {summary['history']} older runs in history/" if summary["history"] else ""
     print(f"report: {directory / 'summary.md'} ({totals or 'no records'}{history})")
-    return 0
+    if summary["comparison"] is None:
+        return 0
+    since = {k: v for k, v in summary["comparison"]["totals"].items() if v}
+    print("report: since the baseline: " + (", ".join(f"{k} {v}" for k, v in since.items())
+                                             or "nothing to compare"))  # fmt: skip
+    failed = baseline.gated(summary["comparison"], gates)
+    for line in failed:
+        print(f"report: --fail-on {line}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def freeze_tiny(args: argparse.Namespace) -> int:
@@ -162,19 +187,6 @@ def tiny_checkpoints(project: Project, families: list[str], models: list[str]) -
             raise UserError(f"--model {model_id}: not a tiny checkpoint in models.json",
                             project.root / "models.json")  # fmt: skip
     return [(family, model_id) for family, model_id in chosen if not models or model_id in models]
-
-
-def result_trees(path: Path) -> list[Path]:
-    """``path`` if it is a result tree (has raw/ or history/), else the trees one level
-    below it (a folder of downloaded artifacts); none is a UserError."""
-    if not path.is_dir():
-        raise UserError("no such result tree (not a directory)", path)
-    if (path / "raw").is_dir() or (path / "history").is_dir():
-        return [path]
-    trees = sorted(p for p in path.iterdir() if (p / "raw").is_dir() or (p / "history").is_dir())
-    if not trees:
-        raise UserError("not a result tree: no raw/ in it or in its subdirectories", path)
-    return trees
 
 
 def list_models(args: argparse.Namespace) -> int:

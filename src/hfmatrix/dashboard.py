@@ -1,5 +1,5 @@
 """The HTML dashboard: one self-contained page (inline CSS and JS, no network) that draws
-summary.json's totals, class x hardware grid (classes grouped under their family; columns
+summary.json's totals, what changed since the baseline, class x hardware grid (classes grouped under their family; columns
 named by backend and stack), findings, models, performance, drift between stacks and
 hardware, coverage and environments."""
 
@@ -40,6 +40,13 @@ thead th { background: #f3f3f3; }
 #grid td.s-none { cursor: default; color: #999; text-align: center; }
 #grid td.selected { outline: 3px solid #1565c0; outline-offset: -3px; }
 #grid thead th .label { display: block; font-weight: normal; font-size: 12px; color: #555; }
+#grid td[data-since] { box-shadow: inset 4px 0 0 #1565c0; }
+#grid td[data-since*="new failure"] { box-shadow: inset 4px 0 0 #c62828; }
+#since td { white-space: nowrap; }
+#since td:last-child { white-space: normal; min-width: 20em; }
+.t-bad { background: #ef9a9a; }
+.t-good { background: #c8e6c9; }
+.t-note { background: #fff59d; }
 #drift td { white-space: nowrap; }
 .d-agree { background: #c8e6c9; }
 .d-declared { background: #fff59d; }
@@ -143,6 +150,8 @@ function cellText(cell, sep = "\n") {
   if (cell.status === "declared") lines.push("declared finding");
   if (cell.max_abs_diff != null) lines.push(`max |diff| ${fmt(cell.max_abs_diff)}`);
   if (cell.greedy_ids_match === false) lines.push("greedy ids differ");
+  const since = Object.entries(cell.since || {});
+  if (since.length) lines.push("since baseline: " + since.map(([e, n]) => `${e} ${n}`).join(", "));
   return lines.join(sep);
 }
 
@@ -165,6 +174,8 @@ function gridCell(cell, attrs, title, sep) {
   attrs = {...attrs, "data-status": cell ? cell.status : "none",
            class: "s-" + tone(cell?.status)};
   const td = el("td", attrs, cell ? cellText(cell, sep) : "-");
+  const since = Object.keys(cell?.since || {});
+  if (since.length) td.dataset.since = since.join(",");
   if (cell) {
     if (title) td.title = title;
     td.tabIndex = 0;
@@ -403,6 +414,62 @@ function charts() {
   return box;
 }
 
+// ---------------------------------------------------------------- since the baseline
+
+const BAD = ["new failure", "drift", "slower", "still failing"];
+const GOOD = ["fixed", "faster"];
+
+function eventClass(event) {
+  return BAD.includes(event) ? "t-bad" : GOOD.includes(event) ? "t-good" : "t-note";
+}
+
+function performanceWords(row) {
+  return Object.entries(row.performance || {})
+    .filter(([, t]) => ["slower", "slower once", "faster"].includes(t.status))
+    .map(([name, t]) => `${name} ${t.status} x${fmt(t.ratio)} (p ${fmt(t.status === "faster" ?
+      t.p_faster : t.p_slower)})`).join("; ");
+}
+
+function driftWords(d) {
+  if (!d) return "";
+  return d.status === "drift" ? `drift: max |diff| ${fmt(d.max_abs_diff)} > ${fmt(d.atol)}` +
+    ` at ${d.where}` : d.status + (d.why ? ` (${d.why})` : "");
+}
+
+// Every (model, column) with something to say since the baseline, new failures first
+function sinceSection(c) {
+  const base = c.baselines[c.baselines.length - 1];
+  const line = el("p", {id: "since-totals"});
+  const order = ["new failure", "drift", "slower", "slower once", "fixed", "newly skipped",
+                 "still failing", "new model", "gone", "faster"];
+  for (const event of order) {
+    if (c.totals[event]) line.append(el("span", {class: "badge " + eventClass(event)},
+                                        `${event} ${c.totals[event]}`));
+  }
+  if (!line.childNodes.length) line.append("Nothing changed.");
+  const rows = c.rows.filter((r) => r.events.length)
+    .sort((a, b) => order.indexOf(a.events[0]) - order.indexOf(b.events[0]));
+  const cells = rows.map((r) => [
+    {text: r.events.join(", "), cls: eventClass(r.events[0])}, r.family, r.model_class || "",
+    r.model_id, {text: r.column, title: r.label}, r.baseline_status || "-",
+    r.status ? {text: r.status, status: r.status} : "-",
+    r.checkpoint_changed == null ? "?" : yesNo(r.checkpoint_changed),
+    driftWords(r.drift), performanceWords(r),
+    (r.reason || "") + (r.declared ? " (declared finding)" : "")]);
+  const headers = ["since the baseline", "family", "class", "model", "column", "was", "now",
+                   "checkpoint changed", "outputs", "performance", "reason"];
+  const node = table({id: "since"}, headers, cells);
+  rows.forEach((r, i) => Object.assign(node.tBodies[0].rows[i].dataset,
+    {events: r.events.join(","), model: r.model_id, column: r.column}));
+  const meta = el("p", {class: "meta"}, `Compared with ${base.path} (${base.entries} results ` +
+    `from its ${base.source}${base.generated_at ? ", generated " + base.generated_at : ""}).`);
+  const hint = `Slower: median latency x${c.rule.slower_ratio} the baseline's or more and ` +
+    `a one-sided Mann-Whitney U p < ${c.rule.alpha}` +
+    (c.rule.consecutive_runs > 1 ? ", in two consecutive runs." : ".");
+  section("Since the baseline", meta, line, ...(rows.length ? [node] : []),
+          el("p", {class: "hint"}, hint));
+}
+
 // ---------------------------------------------------------------- drift
 
 function yesNo(value) {
@@ -541,6 +608,7 @@ function environments(envs) {
 
 function main() {
   header();
+  if (S.comparison) sinceSection(S.comparison);
   if (!MODELS.length) {
     section("Class x hardware", el("p", {}, "No result records found."));
   } else {

@@ -335,7 +335,9 @@ def _where(record: dict[str, Any]) -> dict[str, Any]:
             "environment": environment_of(record)}  # fmt: skip
 
 
-def _row(base: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+def agreement(base: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """Whether ``record``'s fingerprint agrees with ``base``'s at the larger tolerance of the
+    two: agree, declared (the stacks' declared golden values explain it) or drift."""
     atol = max(tolerance(base), tolerance(record))
     found = compare(base["fingerprint"], record["fingerprint"], atol)
     declared = {**_dict(base.get("expectations")), **_dict(record.get("expectations"))}
@@ -364,7 +366,7 @@ def drift(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if others:
             report.append({"family": family, "model_id": model_id, "dtype": dtype,
                            "checkpoint": checkpoint, "baseline": _where(base),
-                           "rows": [_row(base, record) for record in others]})  # fmt: skip
+                           "rows": [agreement(base, record) for record in others]})  # fmt: skip
     return report
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hfmatrix.errors import UserError
 from hfmatrix.files import atomic_write_text
 from hfmatrix.results import SCHEMA, STATUSES, record_column, record_path, slug
 
@@ -98,6 +99,19 @@ def record_files(tree: Path) -> list[Path]:
         for path in tree.glob(f"{part}/*/*.json")
         if not path.name.startswith(".") and not path.parent.name.startswith(".")
     )
+
+
+def result_trees(path: Path) -> list[Path]:
+    """``path`` if it is a result tree (has raw/ or history/), else the trees one level
+    below it (a folder of downloaded artifacts); none is a UserError."""
+    if not path.is_dir():
+        raise UserError("no such result tree (not a directory)", path)
+    if (path / "raw").is_dir() or (path / "history").is_dir():
+        return [path]
+    trees = sorted(p for p in path.iterdir() if (p / "raw").is_dir() or (p / "history").is_dir())
+    if not trees:
+        raise UserError("not a result tree: no raw/ in it or in its subdirectories", path)
+    return trees
 
 
 def merge(trees: list[Path]) -> Merged:

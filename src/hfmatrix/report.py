@@ -12,7 +12,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from hfmatrix import drift, findings, oracle
+from hfmatrix import baseline, drift, findings, oracle
 from hfmatrix.dashboard import render_dashboard
 from hfmatrix.files import atomic_write_text
 from hfmatrix.merge import Merged, fingerprint, host, key, merge, write_tree
@@ -25,7 +25,7 @@ from hfmatrix.results import (
     stack_name,
 )
 
-SUMMARY_SCHEMA = "hfmatrix.summary/5"
+SUMMARY_SCHEMA = "hfmatrix.summary/6"
 PERF_TARGETS = ("forward", "generate")  # the performance figures a matrix cell summarises
 REASON_WIDTH = 80
 FINDING_WIDTH = 300  # a finding's reason as a grid cell's list keeps it
@@ -243,6 +243,7 @@ def _model_row(record: dict[str, Any], history: Counter) -> dict[str, Any]:
         "expectations": dict(_dict(record.get("expectations"))),
         "oracle": _oracle(record),
         "finding": _dict(record.get("finding")) or None,
+        "checkpoint": baseline.checkpoint(record),
     }
 
 
@@ -312,12 +313,18 @@ def summarize(
     merged: Merged,
     registry: dict[str, Any] | None = None,
     inputs: list[Path] | tuple[Path, ...] = (),
+    baselines: list[baseline.Baseline] | tuple[baseline.Baseline, ...] = (),
 ) -> dict[str, Any]:
     """The summary.json document of a merge; with the registry's coverage
-    (registry.coverage), the coverage of each family by these records too."""
+    (registry.coverage), the coverage of each family by these records too; with baselines,
+    the comparison with them (``comparison``, and each grid cell's ``since``)."""
     records = merged.records
     history = Counter(run.key for run in merged.history)
     compared = drift.drift(records)
+    comparison = baseline.compare(records, list(baselines)) if baselines else None
+    matrix, classes = _matrix(records), _class_matrix(records)
+    if comparison:
+        _since(matrix, classes, comparison["rows"])
     return {
         "schema": SUMMARY_SCHEMA,
         "generated_at": now(),
@@ -326,8 +333,9 @@ def summarize(
         "totals": {**_counts(records), "total": len(records)},
         "history": len(merged.history),
         "columns": _columns(records),
-        "matrix": _matrix(records),
-        "classes": _class_matrix(records),
+        "comparison": comparison,
+        "matrix": matrix,
+        "classes": classes,
         "findings": _findings(records),
         "models": [_model_row(record, history) for record in records],
         "drift": compared,
@@ -339,6 +347,20 @@ def summarize(
         "environments": _environments(records),
         "unreadable": merged.unreadable,
     }
+
+
+def _since(matrix: dict[str, Any], classes: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """Give each grid cell ``since``: its (model, column)s' events since the baseline (new
+    failure, drift, slower, fixed, ...), counted."""
+    for row in rows:
+        if row["transition"] == "gone":  # not in this run's grid
+            continue
+        name = row["model_class"] or UNKNOWN_CLASS
+        for cell in (matrix[row["family"]][row["column"]],
+                     classes[row["family"]][name][row["column"]]):  # fmt: skip
+            since = cell.setdefault("since", {})
+            for event in row["events"]:
+                since[event] = since.get(event, 0) + 1
 
 
 def _coverage(records: list[dict[str, Any]], registry: dict[str, Any]) -> dict[str, Any]:
@@ -559,16 +581,71 @@ def _drift_md(summary: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
+def _performance_words(row: dict[str, Any]) -> str:
+    """The row's compared targets: ``forward slower x1.6 (p 2e-06)``."""
+    words = []
+    for name, target in (row.get("performance") or {}).items():
+        if target["status"] in ("slower", "slower once", "faster"):
+            p_value = target["p_faster" if target["status"] == "faster" else "p_slower"]
+            words.append(f"{name} {target['status']} x{target['ratio']:.2f} (p {p_value:.1g})")
+    return "; ".join(words)
+
+
+def _since_md(comparison: dict[str, Any]) -> list[str]:
+    """The "Since the baseline" section: what it compared with, the totals, then every
+    (model, column) with something to say, new failures first."""
+    base = comparison["baselines"][-1]
+    history = len(comparison["baselines"]) - 1
+    earlier = f", with {history} earlier run(s) as its history" if history else ""
+    totals = comparison["totals"]
+    counts = ", ".join(f"{name} {totals[name]}" for name in baseline.EVENTS if totals.get(name))
+    lines = [f"Compared with `{base['path']}` ({base['entries']} results from its "
+             f"{base['source']}{', generated ' + base['generated_at'] if base['generated_at'] else ''}"
+             f"{earlier}): {counts or 'nothing changed'}."]  # fmt: skip
+    rule = comparison["rule"]
+    rows = sorted((r for r in comparison["rows"] if r["events"]),
+                  key=lambda r: (baseline.EVENTS.index(r["events"][0]), r["family"],
+                                 r["model_id"], r["column"]))  # fmt: skip
+    table = [[", ".join(r["events"]), r["family"], r["model_class"] or "", r["model_id"],
+              r["column"], r["baseline_status"] or "-", r["status"] or "-",
+              _yes_no(r["checkpoint_changed"]) if r["checkpoint_changed"] is not None else "?",
+              _drift_words(r.get("drift")), _performance_words(r),
+              _short(r["reason"] + (" (declared finding)" if r["declared"] else ""))]
+             for r in rows]  # fmt: skip
+    headers = ["since the baseline", "family", "class", "model", "column", "was", "now",
+               "checkpoint changed", "outputs", "performance", "reason"]  # fmt: skip
+    if table:
+        lines.append(_table(headers, table))
+    lines.append(
+        f"A target is slower when its median latency is x{rule['slower_ratio']} the "
+        f"baseline's or more and a one-sided Mann-Whitney U test of both runs' samples gives "
+        f"p < {rule['alpha']}" + (", in two consecutive runs" if rule["consecutive_runs"] > 1
+                                  else "") + "."  # fmt: skip
+    )
+    return lines
+
+
+def _drift_words(found: dict[str, Any] | None) -> str:
+    if not found:
+        return ""
+    if found["status"] != "drift":
+        return found["status"]
+    return f"drift: max |diff| {_diff(found['max_abs_diff'])} > {_diff(found['atol'])} " \
+           f"at {found['where']}"
+
+
 def render_markdown(summary: dict[str, Any]) -> str:
-    """summary.md: totals, the family and class x hardware grids, the findings, the per-model
-    table, unreadable files."""
+    """summary.md: what changed since the baseline (with one), totals, the family and class x
+    hardware grids, the findings, the per-model table, unreadable files."""
     totals = summary["totals"]
     counts = ", ".join(f"{status} {totals[status]}" for status in STATUSES)
     parts = [
         "# hfmatrix report",
         f"Generated {summary['generated_at']} from `{summary['results_dir']}`.",
-        f"**Totals:** {totals['total']} records ({counts})",
     ]
+    if summary.get("comparison"):
+        parts += ["## Since the baseline", *_since_md(summary["comparison"])]
+    parts.append(f"**Totals:** {totals['total']} records ({counts})")
     if summary["models"]:
         parts += ["## Family x hardware", _matrix_md(summary)]
         parts += ["## Class x hardware", _classes_md(summary)]
@@ -663,9 +740,10 @@ def write_report(
     results_dir: Path,
     registry: dict[str, Any] | None = None,
     inputs: list[Path] | tuple[Path, ...] = (),
+    baselines: list[baseline.Baseline] | tuple[baseline.Baseline, ...] = (),
 ) -> dict[str, Any]:
     """Merge the ``inputs`` trees into results_dir, build its report (with the registry's
-    coverage, when given) and return the summary."""
+    coverage, when given; compared with the baselines, when given) and return the summary."""
     results_dir = Path(results_dir)
     merged = build_report(results_dir, inputs)
     if inputs:
@@ -676,7 +754,7 @@ def write_report(
     records = merged.records
     _write_groups(results_dir / "by_class", _by_class(records))
     _write_groups(results_dir / "by_hardware", _by_hardware(records))
-    summary = summarize(results_dir, merged, registry, inputs)
+    summary = summarize(results_dir, merged, registry, inputs, baselines)
     _write_json(results_dir / "summary.json", summary)
     atomic_write_text(results_dir / "summary.md", render_markdown(summary))
     atomic_write_text(results_dir / "index.html", render_dashboard(summary))
