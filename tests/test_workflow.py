@@ -54,7 +54,7 @@ def act_binary() -> str:
 def runner_path(tmp: Path, version: str, gh: bool) -> str:
     """The jobs' PATH: a python3 of the asked version (the one this test runs on, outside
     any virtualenv), gh's stand-in where asked, and the system's directories."""
-    if "%d.%d" % sys.version_info[:2] != version:
+    if "{}.{}".format(*sys.version_info[:2]) != version:
         pytest.skip(f"the workflow asks for Python {version}; this is {sys.version.split()[0]}")
     bin_dir = tmp / "bin"
     bin_dir.mkdir()
@@ -89,8 +89,11 @@ def act(tmp: Path, workflow: Path, *args: str, gh: bool = False,
         "--action-cache-path", str(tmp / "act"),
         *(f"--env={key}={value}" for key, value in extra.items()), *args,
     ]  # fmt: skip
-    keep = {key: value for key, value in os.environ.items()
-            if not key.startswith(("NOX", "PYTEST", "HFMATRIX", "VIRTUAL_ENV", "PYTHON"))}
+    keep = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("NOX", "PYTEST", "HFMATRIX", "VIRTUAL_ENV", "PYTHON"))
+    }
     keep |= {"PATH": runner_path(tmp, python_version(workflow), gh),
              "XDG_CONFIG_HOME": str(tmp / "config")}  # fmt: skip
     return subprocess.run(command, cwd=ROOT, env=keep, stdin=subprocess.DEVNULL,
@@ -134,8 +137,10 @@ def test_the_workflow_runs_plan_matrix_and_report_then_compares_the_next_run(tmp
     summary, markdown = report_of(second)
     comparison = summary["comparison"]
     assert comparison["baselines"][0]["entries"] == 4
-    assert {k: v for k, v in comparison["totals"].items() if v} == {"passing": 2,
-                                                                     "still skipped": 2}
+    assert {k: v for k, v in comparison["totals"].items() if v} == {
+        "passing": 2,
+        "still skipped": 2,
+    }
     assert all(row["drift"]["status"] == "agree" for row in comparison["rows"]
                if row["transition"] == "passing")  # fmt: skip
     assert re.search(r"\A# hfmatrix report\n\nGenerated .*\n\n## Since the baseline\n", markdown)

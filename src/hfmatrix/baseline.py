@@ -157,8 +157,12 @@ def compare(records: list[dict[str, Any]], baselines: list[Baseline]) -> dict[st
             for key in sorted(set(current) | set(last.entries))]  # fmt: skip
     return {
         "baselines": [baseline.describe() for baseline in baselines],
-        "rule": {"slower_ratio": SLOWER_RATIO, "alpha": ALPHA, "min_samples": MIN_SAMPLES,
-                 "consecutive_runs": 2 if len(baselines) > 1 else 1},  # fmt: skip
+        "rule": {
+            "slower_ratio": SLOWER_RATIO,
+            "alpha": ALPHA,
+            "min_samples": MIN_SAMPLES,
+            "consecutive_runs": 2 if len(baselines) > 1 else 1,
+        },
         "totals": totals(rows),
         "rows": rows,
     }
@@ -304,8 +308,12 @@ def gated(comparison: dict[str, Any], gates: list[str]) -> list[str]:
         "drift": [r for r in rows if "drift" in r["events"]],
         "slower": [r for r in rows if "slower" in r["events"]],
     }
-    return [f"{gate}: {len(found[gate])} ({', '.join(_where(r) for r in found[gate][:5])}"
-            f"{', ...' if len(found[gate]) > 5 else ''})" for gate in gates if found[gate]]
+    return [
+        f"{gate}: {len(found[gate])} ({', '.join(_where(r) for r in found[gate][:5])}"
+        f"{', ...' if len(found[gate]) > 5 else ''})"
+        for gate in gates
+        if found[gate]
+    ]
 
 
 def _where(row: dict[str, Any]) -> str:

@@ -1,7 +1,7 @@
 """The HTML dashboard: one self-contained page (inline CSS and JS, no network) that draws
-summary.json's totals, what changed since the baseline, class x hardware grid (classes grouped under their family; columns
-named by backend and stack), findings, models, performance, drift between stacks and
-hardware, coverage and environments."""
+summary.json's totals, what changed since the baseline, class x hardware grid (classes
+grouped under their family; columns named by backend and stack), findings, models,
+performance, drift between stacks and hardware, coverage and environments."""
 
 from __future__ import annotations
 

@@ -599,9 +599,9 @@ def _since_md(comparison: dict[str, Any]) -> list[str]:
     earlier = f", with {history} earlier run(s) as its history" if history else ""
     totals = comparison["totals"]
     counts = ", ".join(f"{name} {totals[name]}" for name in baseline.EVENTS if totals.get(name))
+    generated = f", generated {base['generated_at']}" if base["generated_at"] else ""
     lines = [f"Compared with `{base['path']}` ({base['entries']} results from its "
-             f"{base['source']}{', generated ' + base['generated_at'] if base['generated_at'] else ''}"
-             f"{earlier}): {counts or 'nothing changed'}."]  # fmt: skip
+             f"{base['source']}{generated}{earlier}): {counts or 'nothing changed'}."]  # fmt: skip
     rule = comparison["rule"]
     rows = sorted((r for r in comparison["rows"] if r["events"]),
                   key=lambda r: (baseline.EVENTS.index(r["events"][0]), r["family"],
@@ -616,11 +616,11 @@ def _since_md(comparison: dict[str, Any]) -> list[str]:
                "checkpoint changed", "outputs", "performance", "reason"]  # fmt: skip
     if table:
         lines.append(_table(headers, table))
+    twice = ", in two consecutive runs" if rule["consecutive_runs"] > 1 else ""
     lines.append(
         f"A target is slower when its median latency is x{rule['slower_ratio']} the "
         f"baseline's or more and a one-sided Mann-Whitney U test of both runs' samples gives "
-        f"p < {rule['alpha']}" + (", in two consecutive runs" if rule["consecutive_runs"] > 1
-                                  else "") + "."  # fmt: skip
+        f"p < {rule['alpha']}{twice}."
     )
     return lines
 
@@ -630,8 +630,10 @@ def _drift_words(found: dict[str, Any] | None) -> str:
         return ""
     if found["status"] != "drift":
         return found["status"]
-    return f"drift: max |diff| {_diff(found['max_abs_diff'])} > {_diff(found['atol'])} " \
-           f"at {found['where']}"
+    return (
+        f"drift: max |diff| {_diff(found['max_abs_diff'])} > {_diff(found['atol'])} "
+        f"at {found['where']}"
+    )
 
 
 def render_markdown(summary: dict[str, Any]) -> str:
