@@ -9,6 +9,7 @@ import functools
 import os
 import pickle
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -32,6 +33,12 @@ pytest.register_assert_rewrite("families_helpers")
 from families_helpers import import_family, plant_hf_snapshot, run, tiny_dir  # noqa: E402
 
 from hfmatrix import checkpoints, sources  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
 
 
 def isolate(patch: pytest.MonkeyPatch, root: Path) -> None:
@@ -188,6 +195,24 @@ def hub(isolated, monkeypatch) -> Iterator[Callable[[Callable], str]]:
     sources._probe.cache_clear()
     for server in servers:
         server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., str]:
+    """Run headless chromium with some arguments; its stdout."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no {CHROMIUM}: install Debian's chromium to run the dashboard in a browser")
+    profile = tmp_path_factory.mktemp("chromium-profile")
+
+    def run(*args: str) -> str:
+        command = [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", *args]
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+        )
+        assert done.returncode == 0, f"chromium exited {done.returncode}: {done.stderr[-2000:]}"
+        return done.stdout
+
+    return run
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

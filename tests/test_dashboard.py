@@ -1,9 +1,9 @@
 """The HTML dashboard: the page itself, then drawn by a real headless browser.
 
-The browser tests run Debian's chromium (/usr/bin/chromium; `apt-get install chromium`) and
-are skipped without it. The screenshot test keeps its PNG under pytest's tmp_path, prints its
-path, and also copies it (with the page) to the directory named by HFMATRIX_TEST_ARTIFACTS
-when that variable is set.
+The browser tests run Debian's chromium (/usr/bin/chromium; `apt-get install chromium`;
+conftest's chromium fixture) and are skipped without it. The screenshot test keeps its PNG
+under pytest's tmp_path, prints its path, and also copies it (with the page) to the
+directory named by HFMATRIX_TEST_ARTIFACTS when that variable is set.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
@@ -23,11 +22,6 @@ import pytest
 
 from hfmatrix.dashboard import render_dashboard
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 INJECTED = "<img src=x onerror=alert(1)>"
 CLOSING = "</script><script>alert(1)</script>"
 
@@ -88,7 +82,7 @@ GRID = {
     ("gpt", "cuda-float16"): "error", ("gpt", "openvino"): "declared",
 }  # fmt: skip
 SUMMARY: dict[str, Any] = {
-    "schema": "hfmatrix.summary/5",
+    "schema": "hfmatrix.summary/6",
     "generated_at": "2026-11-28T01:00:00+00:00",
     "results_dir": "/srv/hfmatrix/test_results",
     "totals": {"passed": 5, "failed": 1, "error": 1, "skipped": 1, "timeout": 1, "total": 9},
@@ -349,24 +343,6 @@ class Dom(HTMLParser):
         """The attributes of each ``tag`` with these attributes (data_family: data-family)."""
         want = {name.replace("_", "-"): value for name, value in attrs.items()}
         return [a for t, a, _ in self.tags if t == tag and want.items() <= a.items()]
-
-
-@pytest.fixture(scope="session")
-def chromium(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., str]:
-    """Run headless chromium with some arguments; its stdout."""
-    if not CHROMIUM.is_file():
-        pytest.skip(f"no {CHROMIUM}: install Debian's chromium to run the dashboard in a browser")
-    profile = tmp_path_factory.mktemp("chromium-profile")
-
-    def run(*args: str) -> str:
-        command = [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", *args]
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
-        )
-        assert done.returncode == 0, f"chromium exited {done.returncode}: {done.stderr[-2000:]}"
-        return done.stdout
-
-    return run
 
 
 def _write(directory: Path, summary: dict[str, Any], script: str = "") -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import statistics
 
 import pytest
 
@@ -57,13 +58,16 @@ def test_repeat_warms_up_sampling_memory_then_times_the_minimum_count_and_durati
     calls = []
     settings = PerfSettings(warmup=3, iterations=4, duration_s=0.0)
     clock = FakeClock(itertools.repeat(0.5))
-    values, memory = perf.repeat(lambda: calls.append(1), settings, clock)
+    values, memory, spins = perf.repeat(lambda: calls.append(1), settings, clock)
     assert len(calls) == 7 and values == [0.5] * 4
     assert memory["unit"] == "MB" and memory["max_ram"] > 0  # sampled over the warmup
+    assert len(spins) == 4 and all(0 < spin < 0.5 for spin in spins)  # after each timed call
     calls.clear()
     settings = PerfSettings(warmup=0, iterations=1, duration_s=0.05)
-    values, _ = perf.repeat(lambda: calls.append(1), settings, Clock())
+    values, _, spins = perf.repeat(lambda: calls.append(1), settings, Clock())
     assert len(values) > 1 and len(calls) == len(values) + 1  # one untimed call sampled
+    block = perf.target(values, len(values), "samples", {}, spins)["calibration"]
+    assert block["median"] == statistics.median(spins) and len(block["values"]) == len(values)
 
 
 def test_token_times_reset_for_every_generate_call():

@@ -96,7 +96,7 @@ def test_by_hardware_file(results: Path) -> None:
 def test_summary_totals_and_matrix(results: Path) -> None:
     summary = write_report(results)
     assert _read(results / "summary.json") == summary
-    assert summary["schema"] == "hfmatrix.summary/5"
+    assert summary["schema"] == "hfmatrix.summary/6"
     assert summary["results_dir"] == str(results)
     assert summary["totals"] == {
         "passed": 3,

@@ -24,9 +24,11 @@ EVENTS = ("new failure", "drift", "slower", "slower once", "fixed", "newly skipp
           "still failing", "new model", "gone", "faster")  # fmt: skip
 GATES = ("new-failures", "drift", "slower")  # what --fail-on can turn into exit status 1
 # A target is slower when its median latency is SLOWER_RATIO times the baseline's or more AND
-# a one-sided Mann-Whitney U test of the two runs' latency samples gives p < ALPHA; with a
-# history (two baselines or more) the run before must have been slower too (two consecutive
-# runs, as PyTorch's benchmark dashboard asks), else it is "slower once".
+# a one-sided Mann-Whitney U test of the two runs' latency samples gives p < ALPHA, both in
+# units of each run's calibration loop (perf.spin: how fast the machine ran beside the calls)
+# where both runs have one; with a history (two baselines or more) the run before must have
+# been slower too (two consecutive runs, as PyTorch's benchmark dashboard asks), else it is
+# "slower once".
 SLOWER_RATIO = 1.2
 ALPHA = 0.01
 MIN_SAMPLES = 5  # latency samples a target needs on both sides to be compared
@@ -223,14 +225,15 @@ def _drift(before: dict[str, Any], after: dict[str, Any], changed: bool | None) 
 # ---------------------------------------------------------------- performance
 
 
-def _latencies(record: dict[str, Any]) -> dict[str, list[float]]:
-    """target -> the latency samples of the record's performance block."""
+def _latencies(record: dict[str, Any]) -> dict[str, tuple[list[float], float | None]]:
+    """target -> (its latency samples, the median of its calibration loop's times or None)."""
     targets = _dict(_dict(record.get("performance")).get("targets"))
     samples = {}
     for name, target in targets.items():
         values = _dict(_dict(target).get("latency")).get("values")
+        unit = _dict(target.get("calibration")).get("median")
         if isinstance(values, list) and all(_real(v) for v in values):
-            samples[name] = [float(v) for v in values]
+            samples[name] = ([float(v) for v in values], unit if _real(unit) and unit else None)
     return samples
 
 
@@ -238,47 +241,58 @@ def _settings(record: dict[str, Any]) -> Any:
     return _dict(record.get("performance")).get("settings")
 
 
-def slower(now: list[float], then: list[float]) -> dict[str, Any]:
-    """``now`` against ``then`` (latency samples): the median ratio and the one-sided
-    Mann-Whitney U p-values of "now is slower" and "now is faster"."""
+def slower(now: tuple[list[float], float | None], then: tuple[list[float], float | None]) -> dict:
+    """``now`` against ``then`` (latency samples with their calibration medians; in those
+    units where both have one): the median ratio and the one-sided Mann-Whitney U p-values of
+    "now is slower" and "now is faster"."""
     from scipy.stats import mannwhitneyu
 
-    ratio = statistics.median(now) / statistics.median(then)
-    p_slower = float(mannwhitneyu(now, then, alternative="greater").pvalue)
-    p_faster = float(mannwhitneyu(now, then, alternative="less").pvalue)
+    calibrated = now[1] is not None and then[1] is not None
+    a, b = ([v / n[1] for v in n[0]] if calibrated else n[0] for n in (now, then))
+    ratio = statistics.median(a) / statistics.median(b)
+    p_slower = float(mannwhitneyu(a, b, alternative="greater").pvalue)
+    p_faster = float(mannwhitneyu(a, b, alternative="less").pvalue)
     return {"ratio": ratio, "p_slower": p_slower, "p_faster": p_faster,
+            "raw_ratio": statistics.median(now[0]) / statistics.median(then[0]),
+            "machine_ratio": now[1] / then[1] if calibrated else None,
             "slower": ratio >= SLOWER_RATIO and p_slower < ALPHA,
             "faster": ratio <= 1 / SLOWER_RATIO and p_faster < ALPHA}  # fmt: skip
 
 
 def _performance(history: list[dict[str, Any]], record: dict[str, Any]) -> dict[str, Any]:
-    """target -> its verdict against the baseline (the last of ``history``): slower, slower
-    once (history says the run before was not), faster, unchanged, not compared."""
+    """target -> its verdict against the baseline (the last of ``history``): slower (with a
+    history: this run and the last both slower than the run before the last), slower once
+    (this run only, where a history asks for two), faster, unchanged, not compared."""
     if record is None or not history:
         return {}
     now = _latencies(record)
     rows = {}
     for name, samples in now.items():
         past = [(h, _latencies(h).get(name)) for h in history if _settings(h) == _settings(record)]
-        past = [(h, s) for h, s in past if s and len(s) >= MIN_SAMPLES]
-        if len(samples) < MIN_SAMPLES or not past or past[-1][0] is not history[-1]:
-            why = (f"{len(samples)} samples" if len(samples) < MIN_SAMPLES else
+        past = [(h, s) for h, s in past if s and len(s[0]) >= MIN_SAMPLES]
+        if len(samples[0]) < MIN_SAMPLES or not past or past[-1][0] is not history[-1]:
+            why = (f"{len(samples[0])} samples" if len(samples[0]) < MIN_SAMPLES else
                    "the baseline has no samples of it with the same settings")  # fmt: skip
             rows[name] = {"status": "not compared", "why": why}
             continue
         last = past[-1][1]
         found = slower(samples, last)
         status = "slower" if found["slower"] else "faster" if found["faster"] else "unchanged"
-        rule = "one run"
-        if status == "slower" and len(past) > 1:  # two consecutive runs slower than before
-            reference = past[-2][1]
-            confirmed = slower(samples, reference)["slower"] and slower(last, reference)["slower"]
-            status, rule = ("slower" if confirmed else "slower once"), "two consecutive runs"
+        against, rule = last, "one run"
+        if len(past) > 1:  # slower: this run and the one before, both against the run before
+            reference, rule = past[-2][1], "two consecutive runs"
+            then = slower(samples, reference)
+            if then["slower"] and slower(last, reference)["slower"]:
+                status, found, against = "slower", then, reference
+            elif status == "slower":
+                status = "slower once"
         rows[name] = {"status": status, "rule": rule, "ratio": round(found["ratio"], 4),
+                      "raw_ratio": round(found["raw_ratio"], 4),
+                      "machine_ratio": found["machine_ratio"] and round(found["machine_ratio"], 4),
                       "p_slower": found["p_slower"], "p_faster": found["p_faster"],
-                      "median_s": statistics.median(samples),
-                      "baseline_median_s": statistics.median(last),
-                      "samples": [len(samples), len(last)],
+                      "median_s": statistics.median(samples[0]),
+                      "baseline_median_s": statistics.median(against[0]),
+                      "samples": [len(samples[0]), len(against[0])],
                       "same_host": _host(record) == _host(history[-1])}  # fmt: skip
     return rows
 

@@ -15,6 +15,10 @@ from typing import Any
 
 MB = 1024**2
 RAM_SAMPLE_S = 0.005  # how often the process's RSS is read while a target runs
+# A fixed pure-Python loop timed right after each timed call: how fast the machine ran at
+# that moment (a shared host's neighbours slow it by up to 2x for seconds at a time), so that
+# two runs' latencies can be compared in its units (hfmatrix report --baseline).
+CALIBRATION_LOOP = 300
 
 
 @dataclass(frozen=True)
@@ -105,24 +109,43 @@ class Clock:
         return self.seconds(start, self.mark())
 
 
+def spin() -> float:
+    """Seconds the calibration loop takes now."""
+    start = time.perf_counter()
+    total = 0
+    for i in range(CALIBRATION_LOOP):
+        total += i
+    return time.perf_counter() - start
+
+
+def calibration(values: list[float]) -> dict[str, Any]:
+    """A target's calibration block: the loop's time after each timed call, and its median."""
+    return {"method": f"a {CALIBRATION_LOOP}-step Python loop timed after each timed call",
+            "unit": "s", "values": [round(value, 9) for value in values],
+            "median": statistics.median(values)}  # fmt: skip
+
+
 def repeat(
     call: Callable[[], Any],
     settings: PerfSettings,
     clock: Clock,
     memory: Memory | None = None,
     warm: Callable[[], Any] | None = None,
-) -> tuple[list[float], dict[str, Any]]:
-    """(latencies, peak memory) of ``call``: the untimed warmup calls (``warm``, default
-    ``call``; at least one) run while ``memory`` samples, then ``call`` is timed at least
-    ``iterations`` times and ``duration_s`` long with no sampling beside it."""
+) -> tuple[list[float], dict[str, Any], list[float]]:
+    """(latencies, peak memory, calibration) of ``call``: the untimed warmup calls (``warm``,
+    default ``call``; at least one) run while ``memory`` samples, then ``call`` is timed at
+    least ``iterations`` times and ``duration_s`` long with no sampling beside it, each
+    timed call followed by the calibration loop (spin)."""
     with (memory or Memory("cpu")).watch() as used:
         for _ in range(max(settings.warmup, 1)):
             (warm or call)()
     values: list[float] = []
+    spins: list[float] = []
     start = time.perf_counter()
     while len(values) < settings.iterations or time.perf_counter() - start < settings.duration_s:
         values.append(clock.time(call))
-    return values, used
+        spins.append(spin())
+    return values, used, spins
 
 
 class TokenTimes:
@@ -249,15 +272,22 @@ def forward_targets(
 
     with memory.watch() as used:
         first = [clock.time(call)]
-    values, warm = repeat(call, settings, clock, memory)
+    values, warm, spins = repeat(call, settings, clock, memory)
     batch = settings.batch_size
     return {"first_forward": target(first, batch, "samples", used),
-            "forward": target(values, batch * len(values), "samples", warm)}  # fmt: skip
+            "forward": target(values, batch * len(values), "samples", warm, spins)}  # fmt: skip
 
 
-def target(values: list[float], volume: float, unit: str, memory: dict) -> dict[str, Any]:
-    return {"latency": latency(values), "throughput": throughput(volume, unit, values),
-            "memory": memory}  # fmt: skip
+def target(
+    values: list[float], volume: float, unit: str, memory: dict, spins: list[float] | None = None
+) -> dict[str, Any]:
+    """A target's block: latency, throughput, memory and (for a repeated target) the
+    calibration loop's times beside its calls."""
+    block = {"latency": latency(values), "throughput": throughput(volume, unit, values),
+             "memory": memory}  # fmt: skip
+    if spins:
+        block["calibration"] = calibration(spins)
+    return block
 
 
 def generate_targets(
@@ -284,11 +314,11 @@ def generate_targets(
     with memory.watch() as used:
         first = [clock.time(lambda: call(note=False))]
     targets = {"first_generate": target(first, batch, "samples", used)}
-    values, used = repeat(call, settings, clock, memory, warm=lambda: call(note=False))
+    values, used, spins = repeat(call, settings, clock, memory, warm=lambda: call(note=False))
     decoded = batch * len(parts["per_token"])  # every token after each call's first
     return targets | {
-        "generate": target(values, batch * len(values), "samples", used),
-        "prefill": target(parts["prefill"], batch * len(values), "samples", used),
-        "decode": target(parts["decode"], decoded, "tokens", used),
-        "per_token": target(parts["per_token"], decoded, "tokens", used),
+        "generate": target(values, batch * len(values), "samples", used, spins),
+        "prefill": target(parts["prefill"], batch * len(values), "samples", used, spins),
+        "decode": target(parts["decode"], decoded, "tokens", used, spins),
+        "per_token": target(parts["per_token"], decoded, "tokens", used, spins),
     }

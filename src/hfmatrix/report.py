@@ -629,7 +629,7 @@ def _drift_words(found: dict[str, Any] | None) -> str:
     if not found:
         return ""
     if found["status"] != "drift":
-        return found["status"]
+        return found["status"] + (f" ({found['why']})" if found.get("why") else "")
     return (
         f"drift: max |diff| {_diff(found['max_abs_diff'])} > {_diff(found['atol'])} "
         f"at {found['where']}"
