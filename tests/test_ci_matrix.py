@@ -271,10 +271,16 @@ def report_checks(report: dict, entries: list[dict[str, str]]) -> dict[str, bool
         "report: download": download.get("path") == "artifacts"
         and all(fnmatch.fnmatch(e["artifact"], pattern) for e in entries),
         "report: nox -s report": bool(step(report, runs("nox -s report -- artifacts"))),
+        "report: the last run's report as its baseline": bool(
+            step(report, runs("gh run download")) and step(report, runs("--fail-on new-failures"))
+        ),
         "report: summary": bool(step(report, runs('summary.md >> "$GITHUB_STEP_SUMMARY"'))),
         "report: dashboard": settings(report, "actions/upload-artifact")
         == {"name": "hfmatrix-report", "path": "test_results/"},
     }
+
+
+READS_RUNS = {"report": {"actions": "read"}}
 
 
 def workflow_problems(workflow: dict, entries: list[dict[str, str]]) -> list[str]:
@@ -286,8 +292,9 @@ def workflow_problems(workflow: dict, entries: list[dict[str, str]]) -> list[str
         "triggers": {"workflow_dispatch", "push", "pull_request"} <= set(triggers),
         "pinned actions": bool(every_use) and all(PINNED.match(u) for u in every_use),
         "no job-wide token": workflow.get("permissions") == {},
-        "token per job": all(
-            job.get("permissions") == {"contents": "read"} for job in jobs_.values()
+        "token per job": all(  # the report job also reads the last run's report
+            job.get("permissions") == {"contents": "read"} | READS_RUNS.get(name, {})
+            for name, job in jobs_.items()
         ),
         "no credentials kept": all(
             s.get("with", {}).get("persist-credentials") is False

@@ -24,11 +24,11 @@ EVENTS = ("new failure", "drift", "slower", "slower once", "fixed", "newly skipp
           "still failing", "new model", "gone", "faster")  # fmt: skip
 GATES = ("new-failures", "drift", "slower")  # what --fail-on can turn into exit status 1
 # A target is slower when its median latency is SLOWER_RATIO times the baseline's or more AND
-# a one-sided Mann-Whitney U test of the two runs' latency samples gives p < ALPHA, both in
-# units of each run's calibration loop (perf.spin: how fast the machine ran beside the calls)
-# where both runs have one; with a history (two baselines or more) the run before must have
-# been slower too (two consecutive runs, as PyTorch's benchmark dashboard asks), else it is
-# "slower once".
+# a one-sided Mann-Whitney U test of the two runs' latency samples gives p < ALPHA, read both
+# in seconds and in units of each run's calibration loop (perf.spin: how fast the machine ran
+# beside the calls) where both runs have one; with a history (two baselines or more) the run
+# before must have been slower too (two consecutive runs, as PyTorch's benchmark dashboard
+# asks), else it is "slower once".
 SLOWER_RATIO = 1.2
 ALPHA = 0.01
 MIN_SAMPLES = 5  # latency samples a target needs on both sides to be compared
@@ -64,12 +64,12 @@ def load(path: Path) -> Baseline:
         if (path.parent / "raw").is_dir():
             return _from_trees(path, [path.parent], summary.get("generated_at"))
         rows = [row for row in summary.get("models") or [] if isinstance(row, dict)]
-        entries = _newest(_row_entry(row) for row in rows if _row_entry(row))
+        entries = _newest(entry for entry in map(_row_entry, rows) if entry)
         return Baseline(path, entries, records=False, generated_at=summary.get("generated_at"))
     if not path.is_dir():
         raise UserError("--baseline: no such file or directory", path)
-    generated = _summary(path / "summary.json").get("generated_at") if (
-        path / "summary.json").is_file() else None  # fmt: skip
+    beside = path / "summary.json"
+    generated = _summary(beside).get("generated_at") if beside.is_file() else None
     return _from_trees(path, result_trees(path), generated)
 
 
@@ -242,21 +242,24 @@ def _settings(record: dict[str, Any]) -> Any:
 
 
 def slower(now: tuple[list[float], float | None], then: tuple[list[float], float | None]) -> dict:
-    """``now`` against ``then`` (latency samples with their calibration medians; in those
-    units where both have one): the median ratio and the one-sided Mann-Whitney U p-values of
-    "now is slower" and "now is faster"."""
+    """``now`` against ``then`` (latency samples with their calibration medians): the median
+    ratio and the one-sided Mann-Whitney U p-values of "now is slower" and "now is faster",
+    in seconds and in calibration units (where both have a calibration); slower or faster
+    only where both readings say so (a host that slowed everything moves the seconds, not
+    the units; a calibration loop that alone sped up moves the units, not the seconds)."""
     from scipy.stats import mannwhitneyu
 
     calibrated = now[1] is not None and then[1] is not None
-    a, b = ([v / n[1] for v in n[0]] if calibrated else n[0] for n in (now, then))
-    ratio = statistics.median(a) / statistics.median(b)
-    p_slower = float(mannwhitneyu(a, b, alternative="greater").pvalue)
-    p_faster = float(mannwhitneyu(a, b, alternative="less").pvalue)
-    return {"ratio": ratio, "p_slower": p_slower, "p_faster": p_faster,
-            "raw_ratio": statistics.median(now[0]) / statistics.median(then[0]),
-            "machine_ratio": now[1] / then[1] if calibrated else None,
-            "slower": ratio >= SLOWER_RATIO and p_slower < ALPHA,
-            "faster": ratio <= 1 / SLOWER_RATIO and p_faster < ALPHA}  # fmt: skip
+    readings = [(now[0], then[0])]
+    if calibrated:
+        readings.append(([v / now[1] for v in now[0]], [v / then[1] for v in then[0]]))
+    ratios = [statistics.median(a) / statistics.median(b) for a, b in readings]
+    slow = [float(mannwhitneyu(a, b, alternative="greater").pvalue) for a, b in readings]
+    fast = [float(mannwhitneyu(a, b, alternative="less").pvalue) for a, b in readings]
+    return {"ratio": ratios[-1], "raw_ratio": ratios[0], "p_slower": max(slow),
+            "p_faster": max(fast), "machine_ratio": now[1] / then[1] if calibrated else None,
+            "slower": min(ratios) >= SLOWER_RATIO and max(slow) < ALPHA,
+            "faster": max(ratios) <= 1 / SLOWER_RATIO and max(fast) < ALPHA}  # fmt: skip
 
 
 def _performance(history: list[dict[str, Any]], record: dict[str, Any]) -> dict[str, Any]:
