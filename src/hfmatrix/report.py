@@ -620,7 +620,7 @@ def _since_md(comparison: dict[str, Any]) -> list[str]:
     lines.append(
         f"A target is slower when its median latency is x{rule['slower_ratio']} the "
         f"baseline's or more and a one-sided Mann-Whitney U test of both runs' samples gives "
-        f"p < {rule['alpha']}{twice}."
+        f"p < {rule['alpha']}, in seconds and in calibration units{twice}."
     )
     return lines
 
