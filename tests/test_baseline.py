@@ -32,11 +32,12 @@ def tree(root: Path, *records: dict) -> Path:
     return root
 
 
-def report(current: Path, *baselines: Path, fail_on: str = "", capsys=None) -> tuple[int, dict]:
+def report(current: Path, *baselines: Path, fail_on: str = "", ratio: str = "") -> tuple[int, dict]:
     """`hfmatrix report` of ``current`` compared with ``baselines``: exit status, summary."""
     args = ["report", "--results-dir", str(current)]
     args += [f"--baseline={path}" for path in baselines]
     args += [f"--fail-on={fail_on}"] if fail_on else []
+    args += [f"--slower-ratio={ratio}"] if ratio else []
     status = main(args)
     return status, json.loads((current / "summary.json").read_text())
 
@@ -67,6 +68,7 @@ def later(record: dict, seconds: int = 60) -> dict:
         ("failed", "error", "still failing"), ("passed", "skipped", "newly skipped"),
         ("skipped", "skipped", "still skipped"), ("passed", "passed", "passing"),
         ("skipped", "passed", "passing"), (None, "passed", "new model"), ("passed", None, "gone"),
+        (None, "skipped", "new model"), (None, "error", "new failure"),
     ],
 )  # fmt: skip
 def test_each_pair_of_statuses_is_one_transition(before, after, expected):
@@ -75,7 +77,7 @@ def test_each_pair_of_statuses_is_one_transition(before, after, expected):
 
 
 def test_a_changed_weight_is_a_new_failure_that_fails_on_request_and_passing_again_is_fixed(
-    family, tiny_copy, isolated, capsys, chromium
+    family, tiny_copy, isolated, capsys
 ):
     weights = tiny_copy / "model.safetensors"
     kept = weights.read_bytes()
@@ -95,12 +97,6 @@ def test_a_changed_weight_is_a_new_failure_that_fails_on_request_and_passing_aga
     cells = r"\| new failure +\| bert +\| BertForMaskedLM +\| tiny-bert +\| cpu +\| passed +"
     cells += r"\| failed +\| yes +\| not compared \(the checkpoint changed\)"
     assert re.search(cells, markdown)
-    # the dashboard marks the cell and lists the row
-    dom = Dom(chromium("--dump-dom", (second / "index.html").as_uri()))
-    [since] = dom.find("tr", data_model=MODEL, data_column="cpu")
-    assert since["data-events"] == "new failure"
-    marked = [td for td in dom.find("td", data_column="cpu") if "data-since" in td]
-    assert [td["data-since"] for td in marked] == ["new failure", "new failure"]  # family, class
 
     weights.write_bytes(kept)
     third = tree(isolated / "third", run(family, MODEL))
@@ -152,12 +148,32 @@ def test_outputs_that_pass_their_golden_values_but_moved_past_the_class_atol_are
     assert "drift" in summary["classes"]["bert"]["BertForMaskedLM"]["cpu"]["since"]
 
 
+def test_the_dashboard_marks_each_cell_s_events_and_lists_them_first(
+    family, tiny_record, isolated, chromium
+):
+    """A record that passed, then failed with other weights: the row at the top, the family
+    and class cells marked."""
+    record = tiny_record(family)
+    broken = later(record)
+    broken.update(status="failed", reason="from_pretrained.weights_sha256: got another hash",
+                  checkpoint={**record["checkpoint"], "sha256": "0" * 64})  # fmt: skip
+    first, second = tree(isolated / "first", record), tree(isolated / "second", broken)
+    assert report(second, first)[0] == 0
+    dom = Dom(chromium("--dump-dom", (second / "index.html").as_uri()))
+    [since] = dom.find("tr", data_model=MODEL, data_column="cpu")
+    assert since["data-events"] == "new failure"
+    assert dom.page.index('id="since"') < dom.page.index('id="grid"')
+    marked = [td for td in dom.find("td", data_column="cpu") if "data-since" in td]
+    assert [td["data-since"] for td in marked] == ["new failure", "new failure"]  # family, class
+    assert "since baseline: new failure 1" in dom.page
+
+
 # ---------------------------------------------------------------- performance
 
 
 def measured(family, isolated: Path, name: str, slow_s: float = 0.0, monkeypatch=None) -> Path:
     """A tree with one --performance run of the tiny checkpoint (each forward ``slow_s``
-    longer: a sleep injected into BertForMaskedLM.forward)."""
+    longer: a busy loop, as a slower op would be, injected into BertForMaskedLM.forward)."""
     from families_helpers import family_test
 
     if slow_s:
@@ -166,7 +182,9 @@ def measured(family, isolated: Path, name: str, slow_s: float = 0.0, monkeypatch
         forward = transformers.BertForMaskedLM.forward
 
         def slowed(self, *args, **kwargs):
-            time.sleep(slow_s)
+            end = time.perf_counter() + slow_s
+            while time.perf_counter() < end:
+                pass
             return forward(self, *args, **kwargs)
 
         monkeypatch.setattr(transformers.BertForMaskedLM, "forward", slowed)
@@ -192,6 +210,9 @@ def test_an_injected_slowdown_is_slower_and_fails_on_request(family, isolated, m
     assert found["ratio"] >= 2 and found["p_slower"] < 1e-6, found
     assert "--fail-on slower: 1 (bert/tiny-bert on cpu)" in capsys.readouterr().err
     assert "forward slower x" in (slow / "summary.md").read_text()
+    status, summary = report(slow, quick, fail_on="slower", ratio="1000")  # past its ratio
+    rule = summary["comparison"]["rule"]
+    assert (status, verdicts(summary)["forward"], rule["slower_ratio"]) == (0, "unchanged", 1000)
     # the other way round, the quick run is faster, which gates nothing
     status, summary = report(quick, slow, fail_on="slower")
     assert (status, verdicts(summary)["forward"]) == (0, "faster")
@@ -204,6 +225,16 @@ def test_an_injected_slowdown_is_slower_and_fails_on_request(family, isolated, m
     still = measured(family, isolated, "still", 0.005, monkeypatch)
     status, summary = report(still, quick, slow, fail_on="slower")
     assert (status, verdicts(summary)["forward"]) == (1, "slower")
+    assert set(verdicts(summary)) == {"forward"}  # load_model, first_forward: one sample each
+    # a history whose older run has no samples: one slower run is not enough
+    lone = isolated / "lone" / "summary.json"
+    lone.parent.mkdir()
+    shutil.copy(quick / "summary.json", lone)
+    status, summary = report(slow, lone, again, fail_on="slower")
+    assert (status, verdicts(summary)["forward"]) == (0, "slower once")
+    # the last baseline a summary.json alone: nothing to compare the samples with
+    status, summary = report(slow, quick, lone, fail_on="slower")
+    assert (status, row(summary)["performance"]) == (0, None)
 
 
 def test_two_runs_of_unchanged_code_compared_ten_times_are_never_slower(family, isolated):
@@ -254,11 +285,18 @@ def test_mistakes_in_the_comparison_s_arguments_exit_2_in_one_line(isolated, cap
         (["--baseline", str(empty)], "not a result tree"),
         (["--baseline", str(empty), "--fail-on", "slow"], "--fail-on 'slow': choose from"),
         (["--fail-on", "drift"], "--fail-on needs --baseline PATH"),
+        (["--fail-on", ""], "--fail-on '': choose from"),
+        (["--slower-ratio", "1.5"], "--slower-ratio needs --baseline PATH"),
+        (["--baseline", str(empty), "--slower-ratio", "0.9"], "'0.9' is not a ratio above 1"),
     ]
     (isolated / "bogus.json").write_text("[]")
     cases.append((["--baseline", str(isolated / "bogus.json")], "not an hfmatrix summary.json"))
     for args, message in cases:
         capsys.readouterr()
-        assert main(["report", "--results-dir", str(isolated / "out"), *args]) == 2
+        try:
+            status = main(["report", "--results-dir", str(isolated / "out"), *args])
+        except SystemExit as exc:  # argparse's own mistakes
+            status = exc.code
+        assert status == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err

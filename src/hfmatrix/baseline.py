@@ -29,7 +29,7 @@ GATES = ("new-failures", "drift", "slower")  # what --fail-on can turn into exit
 # beside the calls) where both runs have one; with a history (two baselines or more) the run
 # before must have been slower too (two consecutive runs, as PyTorch's benchmark dashboard
 # asks), else it is "slower once".
-SLOWER_RATIO = 1.2
+SLOWER_RATIO = 1.5  # the default: shared hosts move two runs of the same code up to 1.3x
 ALPHA = 0.01
 MIN_SAMPLES = 5  # latency samples a target needs on both sides to be compared
 Key = tuple[str, str, str]  # family, model, column
@@ -63,9 +63,7 @@ def load(path: Path) -> Baseline:
         summary = _summary(path)
         if (path.parent / "raw").is_dir():
             return _from_trees(path, [path.parent], summary.get("generated_at"))
-        rows = [row for row in summary.get("models") or [] if isinstance(row, dict)]
-        entries = _newest(entry for entry in map(_row_entry, rows) if entry)
-        return Baseline(path, entries, records=False, generated_at=summary.get("generated_at"))
+        return _from_rows(path, summary)
     if not path.is_dir():
         raise UserError("--baseline: no such file or directory", path)
     beside = path / "summary.json"
@@ -87,21 +85,39 @@ def _summary(path: Path) -> dict[str, Any]:
 
 
 def _from_trees(path: Path, trees: list[Path], generated_at: str | None) -> Baseline:
+    """The trees' records; where none can be read (a record schema this version does not
+    read) but a summary.json lies beside them, its rows."""
     merged = merge(trees)
-    if not merged.current:
-        raise UserError("--baseline: no result records in it", path)
-    entries = _newest(_record_entry(record) for record in merged.records)
-    return Baseline(path, entries, generated_at=generated_at)
+    if merged.current:
+        entries = _chosen(_record_entry(record) for record in merged.records)
+        return Baseline(path, entries, generated_at=generated_at)
+    beside = (path.parent if path.is_file() else path) / "summary.json"
+    if beside.is_file():
+        return _from_rows(path, _summary(beside))
+    raise UserError("--baseline: no result records in it", path)
 
 
-def _newest(entries: Any) -> dict[Key, dict[str, Any]]:
-    """One entry per key: the newest run (records of two environments share a column)."""
+def _from_rows(path: Path, summary: dict[str, Any]) -> Baseline:
+    rows = [row for row in summary.get("models") or [] if isinstance(row, dict)]
+    entries = _chosen(entry for entry in map(_row_entry, rows) if entry)
+    return Baseline(path, entries, records=False, generated_at=summary.get("generated_at"))
+
+
+def _chosen(entries: Any) -> dict[Key, dict[str, Any]]:
+    """One entry per key where records of several environments share a column: the worst
+    status (a failure, then a pass, then a skip), the newest among those."""
     chosen: dict[Key, dict[str, Any]] = {}
     for entry in entries:
         held = chosen.get(entry["key"])
-        if held is None or str(entry["started_at"] or "") > str(held["started_at"] or ""):
+        if held is None or _rank(entry) > _rank(held):
             chosen[entry["key"]] = entry
     return chosen
+
+
+def _rank(entry: dict[str, Any]) -> tuple[int, str]:
+    status = entry["status"]
+    worst = 2 if status in findings.FAILING else 1 if status == "passed" else 0
+    return worst, str(entry["started_at"] or "")
 
 
 def checkpoint(record: dict[str, Any]) -> str | None:
@@ -138,11 +154,12 @@ def _row_entry(row: dict[str, Any]) -> dict[str, Any] | None:
 
 def transition(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
     """How a (model, column)'s status moved: one of TRANSITIONS."""
-    if before is None:
-        return "new model"
     if after is None:
         return "gone"
-    was, now = before["status"] in findings.FAILING, after["status"] in findings.FAILING
+    now = after["status"] in findings.FAILING
+    if before is None:
+        return "new failure" if now else "new model"
+    was = before["status"] in findings.FAILING
     if now:
         return "still failing" if was else "new failure"
     if after["status"] == "skipped":
@@ -150,17 +167,20 @@ def transition(before: dict[str, Any] | None, after: dict[str, Any] | None) -> s
     return "fixed" if was else "passing"
 
 
-def compare(records: list[dict[str, Any]], baselines: list[Baseline]) -> dict[str, Any]:
+def compare(
+    records: list[dict[str, Any]], baselines: list[Baseline], ratio: float = SLOWER_RATIO
+) -> dict[str, Any]:
     """summary.json's ``comparison``: this run's records against the last baseline (the
-    earlier ones are its history, oldest first)."""
-    current = _newest(_record_entry(record) for record in records)
+    earlier ones are its history, oldest first); a target is slower from ``ratio`` up."""
+    current = _chosen(_record_entry(record) for record in records)
     last = baselines[-1]
-    rows = [_row(key, last.entries.get(key), current.get(key), baselines)
+    rows = [_row(key, last.entries.get(key), current.get(key), baselines, ratio)
             for key in sorted(set(current) | set(last.entries))]  # fmt: skip
     return {
         "baselines": [baseline.describe() for baseline in baselines],
+        "events": list(EVENTS),  # the order rows are listed in
         "rule": {
-            "slower_ratio": SLOWER_RATIO,
+            "slower_ratio": ratio,
             "alpha": ALPHA,
             "min_samples": MIN_SAMPLES,
             "consecutive_runs": 2 if len(baselines) > 1 else 1,
@@ -172,7 +192,7 @@ def compare(records: list[dict[str, Any]], baselines: list[Baseline]) -> dict[st
 
 def _row(
     key: Key, before: dict[str, Any] | None, after: dict[str, Any] | None,
-    baselines: list[Baseline],
+    baselines: list[Baseline], ratio: float,
 ) -> dict[str, Any]:  # fmt: skip
     either = after or before or {}
     changed = None
@@ -190,9 +210,8 @@ def _row(
     }  # fmt: skip
     if before and after and "skipped" not in (before["status"], after["status"]):
         row["drift"] = _drift(before, after, changed)
-        history = [b.entries.get(key) for b in baselines]
-        row["performance"] = _performance([h["record"] for h in history if h and h["record"]],
-                                          after["record"]) or None  # fmt: skip
+        history = [(b.entries.get(key) or {}).get("record") for b in baselines]
+        row["performance"] = _performance(history, after["record"], ratio) or None
     row["events"] = events(row)
     return row
 
@@ -231,7 +250,7 @@ def _latencies(record: dict[str, Any]) -> dict[str, tuple[list[float], float | N
     samples = {}
     for name, target in targets.items():
         values = _dict(_dict(target).get("latency")).get("values")
-        unit = _dict(target.get("calibration")).get("median")
+        unit = _dict(_dict(target).get("calibration")).get("median")
         if isinstance(values, list) and all(_real(v) for v in values):
             samples[name] = ([float(v) for v in values], unit if _real(unit) and unit else None)
     return samples
@@ -241,7 +260,11 @@ def _settings(record: dict[str, Any]) -> Any:
     return _dict(record.get("performance")).get("settings")
 
 
-def slower(now: tuple[list[float], float | None], then: tuple[list[float], float | None]) -> dict:
+def slower(
+    now: tuple[list[float], float | None],
+    then: tuple[list[float], float | None],
+    ratio: float = SLOWER_RATIO,
+) -> dict[str, Any]:
     """``now`` against ``then`` (latency samples with their calibration medians): the median
     ratio and the one-sided Mann-Whitney U p-values of "now is slower" and "now is faster",
     in seconds and in calibration units (where both have a calibration); slower or faster
@@ -258,35 +281,39 @@ def slower(now: tuple[list[float], float | None], then: tuple[list[float], float
     fast = [float(mannwhitneyu(a, b, alternative="less").pvalue) for a, b in readings]
     return {"ratio": ratios[-1], "raw_ratio": ratios[0], "p_slower": max(slow),
             "p_faster": max(fast), "machine_ratio": now[1] / then[1] if calibrated else None,
-            "slower": min(ratios) >= SLOWER_RATIO and max(slow) < ALPHA,
-            "faster": max(ratios) <= 1 / SLOWER_RATIO and max(fast) < ALPHA}  # fmt: skip
+            "slower": min(ratios) >= ratio and max(slow) < ALPHA,
+            "faster": max(ratios) <= 1 / ratio and max(fast) < ALPHA}  # fmt: skip
 
 
-def _performance(history: list[dict[str, Any]], record: dict[str, Any]) -> dict[str, Any]:
-    """target -> its verdict against the baseline (the last of ``history``): slower (with a
+def _performance(
+    history: list[dict[str, Any] | None], record: dict[str, Any], ratio: float
+) -> dict[str, Any]:
+    """target -> its verdict against the last baseline (``history``: the baselines' records
+    of this model and column, oldest first, None where one has none): slower (with a
     history: this run and the last both slower than the run before the last), slower once
-    (this run only, where a history asks for two), faster, unchanged, not compared."""
-    if record is None or not history:
+    (this run only, where a history asks for two, or the run before the last has no
+    samples to ask), faster, unchanged, not compared. Targets of fewer than MIN_SAMPLES
+    samples (load_model, first_forward) are left out."""
+    if not history or history[-1] is None:
         return {}
-    now = _latencies(record)
     rows = {}
-    for name, samples in now.items():
-        past = [(h, _latencies(h).get(name)) for h in history if _settings(h) == _settings(record)]
-        past = [(h, s) for h, s in past if s and len(s[0]) >= MIN_SAMPLES]
-        if len(samples[0]) < MIN_SAMPLES or not past or past[-1][0] is not history[-1]:
-            why = (f"{len(samples[0])} samples" if len(samples[0]) < MIN_SAMPLES else
-                   "the baseline has no samples of it with the same settings")  # fmt: skip
-            rows[name] = {"status": "not compared", "why": why}
+    for name, samples in _latencies(record).items():
+        if len(samples[0]) < MIN_SAMPLES:
             continue
-        last = past[-1][1]
-        found = slower(samples, last)
+        before, last = (_samples(h, name, record) for h in [None, *history][-2:])
+        if last is None:
+            rows[name] = {
+                "status": "not compared",
+                "why": "the baseline has no samples of it with the same settings",
+            }
+            continue
+        found = slower(samples, last, ratio)
         status = "slower" if found["slower"] else "faster" if found["faster"] else "unchanged"
         against, rule = last, "one run"
-        if len(past) > 1:  # slower: this run and the one before, both against the run before
-            reference, rule = past[-2][1], "two consecutive runs"
-            then = slower(samples, reference)
-            if then["slower"] and slower(last, reference)["slower"]:
-                status, found, against = "slower", then, reference
+        if len(history) > 1:  # slower: this run and the last, both against the run before
+            rule, then = "two consecutive runs", before and slower(samples, before, ratio)
+            if then and then["slower"] and slower(last, before, ratio)["slower"]:
+                status, found, against = "slower", then, before
             elif status == "slower":
                 status = "slower once"
         rows[name] = {"status": status, "rule": rule, "ratio": round(found["ratio"], 4),
@@ -298,6 +325,19 @@ def _performance(history: list[dict[str, Any]], record: dict[str, Any]) -> dict[
                       "samples": [len(samples[0]), len(against[0])],
                       "same_host": _host(record) == _host(history[-1])}  # fmt: skip
     return rows
+
+
+def _samples(
+    earlier: dict[str, Any] | None, name: str, record: dict[str, Any]
+) -> tuple[list[float], float | None] | None:
+    """``earlier``'s samples of target ``name``, where it was measured with ``record``'s
+    settings, MIN_SAMPLES times or more, and not all in zero time."""
+    if earlier is None or _settings(earlier) != _settings(record):
+        return None
+    found = _latencies(earlier).get(name)
+    if not found or len(found[0]) < MIN_SAMPLES or not statistics.median(found[0]) > 0:
+        return None
+    return found
 
 
 def _host(record: dict[str, Any]) -> Any:
@@ -317,7 +357,7 @@ def totals(rows: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def gated(comparison: dict[str, Any], gates: list[str]) -> list[str]:
-    """What of ``gates`` (names in GATES) the comparison shows, in words ("" for none): a
+    """What of ``gates`` (names in GATES) the comparison shows, a line each (none: empty): a
     new failure that is a declared finding does not count."""
     rows = comparison["rows"]
     found = {
@@ -335,6 +375,17 @@ def gated(comparison: dict[str, Any], gates: list[str]) -> list[str]:
 
 def _where(row: dict[str, Any]) -> str:
     return f"{row['family']}/{row['model_id']} on {row['column']}"
+
+
+def parse_ratio(text: str) -> float:
+    """--slower-ratio's value: a number above 1 (argparse's type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 1 or value == float("inf"):
+        raise ValueError(f"{text!r} is not a ratio above 1")
+    return value
 
 
 def parse_gates(text: str) -> list[str]:

@@ -28,6 +28,16 @@ from hfmatrix.registry import TIERS, ModelEntry
 AVAILABILITY_THREADS = 8
 
 
+def ratio_value(text: str) -> float:
+    """argparse's type for --slower-ratio: a number above 1."""
+    from hfmatrix.baseline import parse_ratio
+
+    try:
+        return parse_ratio(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``hfmatrix`` command."""
     parser = OneLineParser(prog="hfmatrix", description=__doc__)
@@ -45,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="an earlier run to compare with: its test_results/ tree, its "
                              "summary.json or a folder of its job artifacts (repeatable, "
                              "oldest first: a history)")  # fmt: skip
-    report.add_argument("--fail-on", metavar="WHAT", default="",
+    report.add_argument("--slower-ratio", type=ratio_value, default=None, metavar="R",
+                        help="a target is slower from R times the baseline's median "
+                             "latency (default 1.5, for shared machines)")  # fmt: skip
+    report.add_argument("--fail-on", metavar="WHAT",
                         help="exit 1 when the comparison shows any of these: "
                              "new-failures,drift,slower (comma-separated)")  # fmt: skip
     check = commands.add_parser(
@@ -116,9 +129,10 @@ def write_report(args: argparse.Namespace) -> int:
     from hfmatrix import baseline
     from hfmatrix.report import write_report
 
-    gates = baseline.parse_gates(args.fail_on) if args.fail_on else []
-    if gates and not args.baseline:
-        raise UserError("--fail-on needs --baseline PATH: there is nothing to compare with")
+    gates = [] if args.fail_on is None else baseline.parse_gates(args.fail_on)
+    for flag, given in (("--fail-on", args.fail_on), ("--slower-ratio", args.slower_ratio)):
+        if given is not None and not args.baseline:
+            raise UserError(f"{flag} needs --baseline PATH: there is nothing to compare with")
     project = project_or_none()
     directory = results_dir(project, args.results_dir)
     trees = [tree for value in args.trees for tree in result_trees(Path(value))]
@@ -128,7 +142,8 @@ def write_report(args: argparse.Namespace) -> int:
     for earlier in baselines:
         print(f"report: baseline {earlier.path} ({len(earlier.entries)} results)", flush=True)
     coverage = registry_coverage(project) if project else None
-    summary = write_report(directory, coverage, trees, baselines)
+    ratio = args.slower_ratio or baseline.SLOWER_RATIO
+    summary = write_report(directory, coverage, trees, baselines, ratio)
     totals = ", ".join(f"{k} {v}" for k, v in summary["totals"].items() if v)
     history = f", {summary['history']} older runs in history/" if summary["history"] else ""
     print(f"report: {directory / 'summary.md'} ({totals or 'no records'}{history})")

@@ -43,7 +43,7 @@ thead th { background: #f3f3f3; }
 #grid td[data-since] { box-shadow: inset 4px 0 0 #1565c0; }
 #grid td[data-since*="new failure"] { box-shadow: inset 4px 0 0 #c62828; }
 #since td { white-space: nowrap; }
-#since td:last-child { white-space: normal; min-width: 20em; }
+#since td:last-child { white-space: normal; min-width: 20em; overflow-wrap: anywhere; }
 .t-bad { background: #ef9a9a; }
 .t-good { background: #c8e6c9; }
 .t-note { background: #fff59d; }
@@ -440,8 +440,7 @@ function driftWords(d) {
 function sinceSection(c) {
   const base = c.baselines[c.baselines.length - 1];
   const line = el("p", {id: "since-totals"});
-  const order = ["new failure", "drift", "slower", "slower once", "fixed", "newly skipped",
-                 "still failing", "new model", "gone", "faster"];
+  const order = c.events;
   for (const event of order) {
     if (c.totals[event]) line.append(el("span", {class: "badge " + eventClass(event)},
                                         `${event} ${c.totals[event]}`));

@@ -135,16 +135,18 @@ def repeat(
     """(latencies, peak memory, calibration) of ``call``: the untimed warmup calls (``warm``,
     default ``call``; at least one) run while ``memory`` samples, then ``call`` is timed at
     least ``iterations`` times and ``duration_s`` long with no sampling beside it, each
-    timed call followed by the calibration loop (spin)."""
+    timed call followed by the calibration loop (spin) where the clock is the host's."""
     with (memory or Memory("cpu")).watch() as used:
         for _ in range(max(settings.warmup, 1)):
             (warm or call)()
     values: list[float] = []
     spins: list[float] = []
+    host = not (clock.cuda or clock.mps)  # a device's time does not move with the host's
     start = time.perf_counter()
     while len(values) < settings.iterations or time.perf_counter() - start < settings.duration_s:
         values.append(clock.time(call))
-        spins.append(spin())
+        if host:
+            spins.append(spin())
     return values, used, spins
 
 

@@ -314,14 +314,16 @@ def summarize(
     registry: dict[str, Any] | None = None,
     inputs: list[Path] | tuple[Path, ...] = (),
     baselines: list[baseline.Baseline] | tuple[baseline.Baseline, ...] = (),
+    ratio: float = baseline.SLOWER_RATIO,
 ) -> dict[str, Any]:
     """The summary.json document of a merge; with the registry's coverage
     (registry.coverage), the coverage of each family by these records too; with baselines,
-    the comparison with them (``comparison``, and each grid cell's ``since``)."""
+    the comparison with them (``comparison``, a target slower from ``ratio`` up, and each
+    grid cell's ``since``)."""
     records = merged.records
     history = Counter(run.key for run in merged.history)
     compared = drift.drift(records)
-    comparison = baseline.compare(records, list(baselines)) if baselines else None
+    comparison = baseline.compare(records, list(baselines), ratio) if baselines else None
     matrix, classes = _matrix(records), _class_matrix(records)
     if comparison:
         _since(matrix, classes, comparison["rows"])
@@ -355,7 +357,7 @@ def _since(matrix: dict[str, Any], classes: dict[str, Any], rows: list[dict[str,
     for row in rows:
         if row["transition"] == "gone":  # not in this run's grid
             continue
-        name = row["model_class"] or UNKNOWN_CLASS
+        name = _model_class(row)  # as the grid names it
         for cell in (matrix[row["family"]][row["column"]],
                      classes[row["family"]][name][row["column"]]):  # fmt: skip
             since = cell.setdefault("since", {})
@@ -743,9 +745,11 @@ def write_report(
     registry: dict[str, Any] | None = None,
     inputs: list[Path] | tuple[Path, ...] = (),
     baselines: list[baseline.Baseline] | tuple[baseline.Baseline, ...] = (),
+    ratio: float = baseline.SLOWER_RATIO,
 ) -> dict[str, Any]:
     """Merge the ``inputs`` trees into results_dir, build its report (with the registry's
-    coverage, when given; compared with the baselines, when given) and return the summary."""
+    coverage, when given; compared with the baselines, when given, a target slower from
+    ``ratio`` up) and return the summary."""
     results_dir = Path(results_dir)
     merged = build_report(results_dir, inputs)
     if inputs:
@@ -756,7 +760,7 @@ def write_report(
     records = merged.records
     _write_groups(results_dir / "by_class", _by_class(records))
     _write_groups(results_dir / "by_hardware", _by_hardware(records))
-    summary = summarize(results_dir, merged, registry, inputs, baselines)
+    summary = summarize(results_dir, merged, registry, inputs, baselines, ratio)
     _write_json(results_dir / "summary.json", summary)
     atomic_write_text(results_dir / "summary.md", render_markdown(summary))
     atomic_write_text(results_dir / "index.html", render_dashboard(summary))
