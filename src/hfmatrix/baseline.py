@@ -377,17 +377,6 @@ def _where(row: dict[str, Any]) -> str:
     return f"{row['family']}/{row['model_id']} on {row['column']}"
 
 
-def parse_ratio(text: str) -> float:
-    """--slower-ratio's value: a number above 1 (argparse's type)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 1 or value == float("inf"):
-        raise ValueError(f"{text!r} is not a ratio above 1")
-    return value
-
-
 def parse_gates(text: str) -> list[str]:
     """``new-failures,drift,slower`` (any subset) as a list; an unknown name is a UserError."""
     names = [name.strip() for name in text.split(",") if name.strip()]

@@ -56,6 +56,17 @@ def whole_number(value: str) -> int:
     return int(value)
 
 
+def ratio_value(value: str) -> float:
+    """A ratio above 1 (hfmatrix report --slower-ratio)."""
+    try:
+        ratio = float(value)
+    except ValueError:
+        ratio = 0.0
+    if not 1 < ratio < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a ratio above 1")
+    return ratio
+
+
 def revision_value(value: str) -> str:
     if not value.strip() or any(c.isspace() for c in value):
         raise argparse.ArgumentTypeError(f"{value!r} is not a branch, tag or commit")

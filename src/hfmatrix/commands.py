@@ -16,6 +16,7 @@ from hfmatrix.cli import (
     OneLineParser,
     count_value,
     project_or_none,
+    ratio_value,
     results_dir,
     say,
     whole_number,
@@ -26,16 +27,6 @@ from hfmatrix.project import Project
 from hfmatrix.registry import TIERS, ModelEntry
 
 AVAILABILITY_THREADS = 8
-
-
-def ratio_value(text: str) -> float:
-    """argparse's type for --slower-ratio: a number above 1."""
-    from hfmatrix.baseline import parse_ratio
-
-    try:
-        return parse_ratio(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
